@@ -1,0 +1,27 @@
+//! The command line: one module per command group, parsed with clap derive.
+
+mod keys;
+
+use clap::{Parser, Subcommand};
+
+/// Stele: a permissioned blockchain ledger node.
+#[derive(Parser, Debug)]
+#[command(name = "stele", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create and inspect key files.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keys(command) => keys::run(command),
+    }
+}
