@@ -133,32 +133,75 @@ impl CommitCertificate {
         if &self.digest != digest {
             return Err(CertificateError::WrongDigest { expected: *digest, found: self.digest });
         }
-        let mut seen = vec![false; validators.len()];
-        let mut keys: Vec<PublicKey> = Vec::with_capacity(self.signatures.len());
-        for VoteSignature { validator, .. } in &self.signatures {
-            let key = validators
-                .get(*validator)
-                .ok_or(CertificateError::NotMember { validator: *validator, members: validators.len() })?;
-            let slot = &mut seen[*validator as usize];
-            if *slot {
-                return Err(CertificateError::Duplicate { validator: *validator });
-            }
-            *slot = true;
-            keys.push(*key);
-        }
-        // PBFT §4.2: a value is committed once 2f+1 replicas sent matching COMMITs.
-        if self.signatures.len() < validators.quorum() {
-            return Err(CertificateError::InsufficientSignatures {
-                found: self.signatures.len(),
-                needed: validators.quorum(),
-            });
-        }
-        let bytes = self.vote().signing_bytes(chain_id);
-        let messages: Vec<&[u8]> = vec![bytes.as_slice(); keys.len()];
-        let signatures: Vec<Signature> = self.signatures.iter().map(|vote| vote.signature).collect();
-        verify_batch(&messages, &signatures, &keys)
-            .map_err(|error| CertificateError::BadSignature { validator: self.signatures[error.index].validator })
+        verify_quorum(chain_id, validators, self.vote(), &self.signatures)
     }
+}
+
+/// Proof that a digest was prepared in a view: 2f+1 distinct validators' PREPARE signatures.
+/// Carried in VIEW-CHANGE messages so a new view can only re-propose what may have been
+/// committed (PBFT §4.4).
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PreparedCertificate {
+    /// The height.
+    pub height: Height,
+    /// The view in which the digest was prepared.
+    pub view: View,
+    /// The prepared digest.
+    pub digest: Digest,
+    /// The PREPARE signatures.
+    pub signatures: Vec<VoteSignature>,
+}
+
+impl PreparedCertificate {
+    /// The PREPARE vote every signature signs.
+    pub fn vote(&self) -> Vote {
+        Vote { kind: VoteKind::Prepare, height: self.height, view: self.view, digest: self.digest }
+    }
+
+    /// Checks the certificate is for `height` and holds a quorum of valid PREPAREs.
+    pub fn verify(
+        &self,
+        chain_id: &ChainId,
+        validators: &ValidatorSet,
+        height: Height,
+    ) -> Result<(), CertificateError> {
+        if self.height != height {
+            return Err(CertificateError::WrongHeight { expected: height, found: self.height });
+        }
+        verify_quorum(chain_id, validators, self.vote(), &self.signatures)
+    }
+}
+
+/// Checks that `signatures` are a quorum of distinct members' valid signatures over `vote`.
+fn verify_quorum(
+    chain_id: &ChainId,
+    validators: &ValidatorSet,
+    vote: Vote,
+    signatures: &[VoteSignature],
+) -> Result<(), CertificateError> {
+    let mut seen = vec![false; validators.len()];
+    let mut keys: Vec<PublicKey> = Vec::with_capacity(signatures.len());
+    for VoteSignature { validator, .. } in signatures {
+        let key = validators
+            .get(*validator)
+            .ok_or(CertificateError::NotMember { validator: *validator, members: validators.len() })?;
+        let slot = &mut seen[*validator as usize];
+        if *slot {
+            return Err(CertificateError::Duplicate { validator: *validator });
+        }
+        *slot = true;
+        keys.push(*key);
+    }
+    // PBFT §4.2: prepared and committed both need matching votes from a quorum (2f+1), so any
+    // two such sets share an honest validator.
+    if signatures.len() < validators.quorum() {
+        return Err(CertificateError::InsufficientSignatures { found: signatures.len(), needed: validators.quorum() });
+    }
+    let bytes = vote.signing_bytes(chain_id);
+    let messages: Vec<&[u8]> = vec![bytes.as_slice(); keys.len()];
+    let signature_list: Vec<Signature> = signatures.iter().map(|vote| vote.signature).collect();
+    verify_batch(&messages, &signature_list, &keys)
+        .map_err(|error| CertificateError::BadSignature { validator: signatures[error.index].validator })
 }
 
 #[cfg(test)]
