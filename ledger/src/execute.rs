@@ -112,15 +112,29 @@ pub fn execute<S: StateReader + Sync>(state: &S, block: BlockInput<'_>) -> Resul
         return Err(ExecutionError::WrongHeight { height: block.height, last: last.height });
     }
     check_stateless(block, &params)?;
-    let tx_hashes = verify_signatures(block.transactions)?;
+    // Signature checks (batched, over all cores) run while the block executes: execution only
+    // reads the state and its result is dropped if any signature fails, so the outcome is the
+    // one of checking first, and a signature error always wins over an execution error.
+    let (signatures, execution) =
+        rayon::join(|| verify_signatures(block.transactions), || apply_block(state, block, &params));
+    signatures?;
+    execution
+}
 
+/// Executes a block whose signatures are being checked elsewhere.
+fn apply_block<S: StateReader + Sync>(
+    state: &S,
+    block: BlockInput<'_>,
+    params: &Params,
+) -> Result<Execution, ExecutionError> {
+    let tx_hashes: Vec<Digest> = block.transactions.par_iter().map(SignedTransaction::hash).collect();
     let schedule: ValidatorSchedule = read(state, keys::VALIDATORS)?.ok_or_else(|| missing(keys::VALIDATORS))?;
     let validator_set_digest = schedule
         .set_at(block.height)
         .map_err(|error| StoreError::Inconsistent(format!("validator set at {}: {error}", block.height)))?
         .digest();
 
-    let mut overlay = Overlay::new(state, schedule, &params, block.height)?;
+    let mut overlay = Overlay::new(state, schedule, params, block.height)?;
     let mut receipts = Vec::with_capacity(block.transactions.len());
     for (index, (transaction, tx_hash)) in block.transactions.iter().zip(&tx_hashes).enumerate() {
         let failure = overlay.apply(index, transaction)?;
@@ -164,10 +178,9 @@ fn check_stateless(block: BlockInput<'_>, params: &Params) -> Result<(), Executi
     Ok(())
 }
 
-/// Verifies every signature in parallel batches and returns the transaction hashes (computed
-/// on the same threads, since both need the encoding).
-pub fn verify_signatures(transactions: &[SignedTransaction]) -> Result<Vec<Digest>, ExecutionError> {
-    let chunks: Vec<Result<Vec<Digest>, ExecutionError>> = transactions
+/// Verifies every signature in parallel batches of 256; names the first bad one.
+pub fn verify_signatures(transactions: &[SignedTransaction]) -> Result<(), ExecutionError> {
+    transactions
         .par_chunks(SIGNATURE_CHUNK)
         .enumerate()
         .map(|(chunk_index, chunk)| {
@@ -178,15 +191,12 @@ pub fn verify_signatures(transactions: &[SignedTransaction]) -> Result<Vec<Diges
             verify_batch(&message_refs, &signatures, &signers).map_err(|error| ExecutionError::InvalidTransaction {
                 index: chunk_index * SIGNATURE_CHUNK + error.index,
                 error: TxError::BadSignature,
-            })?;
-            Ok(chunk.iter().map(SignedTransaction::hash).collect())
+            })
         })
-        .collect();
-    let mut hashes = Vec::with_capacity(transactions.len());
-    for chunk in chunks {
-        hashes.extend(chunk?);
-    }
-    Ok(hashes)
+        // Collected in order first, so the error reported is the lowest index on every node.
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
 }
 
 fn read<T: borsh::BorshDeserialize>(state: &impl StateReader, key: &[u8]) -> Result<Option<T>, StoreError> {
