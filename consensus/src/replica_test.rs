@@ -256,3 +256,23 @@ fn forged_and_foreign_messages_never_verify() {
     assert!(Message::Commit(as_commit).verify(&net.chain_id, &net.validators).is_err());
     assert!(Message::decode(&[5, 1, 2, 3]).is_err());
 }
+
+#[test]
+fn golden_wire_and_disk_encodings() {
+    let net = net();
+    let vote = net.vote(VoteKind::Prepare, 2, Digest([9; 32]), 1);
+    let message = Message::Prepare(vote);
+    let bytes = message.encode();
+    // tag 1, then the vote (kind 1, height 1, view 2, digest), validator 1, signature.
+    assert_eq!(bytes.len(), 1 + 1 + 8 + 8 + 32 + 4 + 64);
+    assert_eq!(&bytes[..2], &[1, 1]);
+    assert_eq!(Digest::of(&bytes).to_string(), "0x21fcc910febd40804118d74b1bd85e0c8e8740f874340d8a5cc6079ab3d61155");
+    assert_eq!(Message::decode(&bytes), Ok(message));
+
+    let mut state = SafetyState::new(3);
+    state.view = 2;
+    state.votes.push(vote.vote);
+    let bytes = state.encode();
+    assert_eq!(Digest::of(&bytes).to_string(), "0x712d8fd140c7f5eb7a9e86cd174eb9b84bb03c8ab993edd0bb4a695d3234c679");
+    assert_eq!(SafetyState::decode(&bytes), Ok(state));
+}
