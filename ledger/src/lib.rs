@@ -37,7 +37,7 @@ pub use propose::build_block;
 pub use receipt::{Failure, Receipt};
 pub use role::{Role, Roles};
 pub use state::{Account, StateProof, StateReader, ValidatorInfo, ValidatorSchedule};
-pub use store::{BlockReader, BlockWriter, RocksStore, StoreError, StoreOptions, TxLocation};
+pub use store::{BlockReader, BlockWriter, MemStore, RocksStore, StateHistory, StoreError, StoreOptions, TxLocation};
 pub use transaction::{Payload, SignedTransaction, Transaction, TxError};
 
 /// Every error this crate returns, for callers that handle them alike.

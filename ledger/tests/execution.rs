@@ -5,6 +5,7 @@ mod common;
 
 use common::{TestChain, account, key, transfer, tx};
 use consensus::Digest;
+use ledger::StateHistory;
 use ledger::{
     Address, BlockReader, ExecutionError, Failure, Params, Payload, Role, StateReader, StoreOptions, TxError,
     state::keys,

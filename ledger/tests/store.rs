@@ -6,8 +6,8 @@ mod common;
 use common::{TestChain, key, transfer};
 use consensus::Digest;
 use ledger::{
-    Address, BlockReader, BlockWriter, RocksStore, StateReader, StoreError, StoreOptions, TxLocation, audit,
-    state::keys,
+    Address, BlockReader, BlockWriter, RocksStore, StateHistory, StateReader, StoreError, StoreOptions, TxLocation,
+    audit, state::keys,
 };
 
 #[test]

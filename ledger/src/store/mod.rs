@@ -1,16 +1,24 @@
 //! Persistent storage: the [`BlockReader`] / [`BlockWriter`] traits and their RocksDB
 //! implementation, [`RocksStore`]. Only this module touches RocksDB.
 
+mod mem;
 mod rocks;
 pub mod schema;
 
+pub use mem::MemStore;
 pub use rocks::{RocksStore, StoreOptions};
 
+use std::collections::BTreeMap;
+
 use borsh::{BorshDeserialize, BorshSerialize};
-use consensus::{CommitCertificate, Digest, Height};
+use consensus::{CommitCertificate, Digest, Height, ValidatorSet};
+use jmt::storage::TreeUpdateBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::{Block, BlockHeader, CertifiedBlock, Execution, Receipt};
+use crate::{
+    Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, ValidatorSchedule,
+    state::{StateProof, StateReader, StateTree, decode_value, key_hash, keys},
+};
 
 /// A storage failure. Reads of damaged data are errors, never wrong data and never panics.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
@@ -104,4 +112,111 @@ pub trait BlockWriter {
     /// caller cannot store a block with the wrong state. The certificate is the caller's to
     /// verify (the store does not know which set signs).
     fn commit(&self, block: &Block, certificate: &CommitCertificate, execution: Execution) -> Result<(), StoreError>;
+}
+
+/// Reads of past states, proofs and validator sets, the same for every store.
+pub trait StateHistory: StateReader + BlockReader + Sized {
+    /// The value of a state key after the block at `height`, from the versioned tree.
+    fn state_at(&self, key: &[u8], height: Height) -> Result<Option<Vec<u8>>, StoreError> {
+        check_height(self, height)?;
+        StateTree::new(self).get(key_hash(key), height).map_err(|error| StoreError::Tree(error.to_string()))
+    }
+
+    /// A proof of a state key's value (or absence) against the state root of `height`.
+    fn state_proof(&self, key: &[u8], height: Height) -> Result<StateProof, StoreError> {
+        check_height(self, height)?;
+        let (value, proof) = StateTree::new(self)
+            .get_with_proof(key_hash(key), height)
+            .map_err(|error| StoreError::Tree(error.to_string()))?;
+        Ok(StateProof { key: key.to_vec(), value, height, proof })
+    }
+
+    /// The validator schedule after the block at `height`.
+    fn validator_schedule_at(&self, height: Height) -> Result<ValidatorSchedule, StoreError> {
+        let bytes = self
+            .state_at(keys::VALIDATORS, height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("no validator schedule at height {height}")))?;
+        decode_value(keys::VALIDATORS, &bytes)
+    }
+
+    /// The validator set that certifies the block at `height` (known up to head + 1).
+    fn validator_set_for(&self, height: Height) -> Result<ValidatorSet, StoreError> {
+        let schedule = self.validator_schedule_at(height.saturating_sub(1))?;
+        schedule.set_at(height).map_err(|error| StoreError::Inconsistent(format!("validator set at {height}: {error}")))
+    }
+}
+
+fn check_height(store: &(impl BlockReader + ?Sized), height: Height) -> Result<(), StoreError> {
+    let head = store.head()?.height;
+    if height > head {
+        return Err(StoreError::Inconsistent(format!("height {height} is above the head {head}")));
+    }
+    Ok(())
+}
+
+/// What a store commits: the block must extend the head and its execution must reproduce
+/// every root in its header; the certificate must name this block.
+pub(crate) fn check_commit(
+    head: &BlockHeader,
+    block: &Block,
+    certificate: &CommitCertificate,
+    execution: &Execution,
+) -> Result<(), StoreError> {
+    let header = &block.header;
+    if header.height != head.height + 1 || header.previous_hash != head.hash() {
+        return Err(StoreError::NotNextBlock { height: header.height, head: head.height });
+    }
+    let mismatch = |reason: &str| StoreError::ExecutionMismatch { height: header.height, reason: reason.to_string() };
+    if execution.state_root != header.state_root {
+        return Err(mismatch("state root"));
+    }
+    if execution.tx_root != header.tx_root || execution.tx_hashes.len() != block.transactions.len() {
+        return Err(mismatch("transaction root"));
+    }
+    if execution.receipts_root != header.receipts_root {
+        return Err(mismatch("receipts root"));
+    }
+    if execution.validator_set_digest != header.validator_set_digest {
+        return Err(mismatch("validator set digest"));
+    }
+    if certificate.digest != header.hash() || certificate.height != header.height {
+        return Err(mismatch("certificate is for another block"));
+    }
+    Ok(())
+}
+
+/// State writes of a genesis.
+pub(crate) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The genesis header, state writes and tree nodes of an empty store.
+pub(crate) fn genesis_state(
+    genesis: &Genesis,
+    tree: &impl jmt::storage::TreeReader,
+) -> Result<(BlockHeader, Writes, TreeUpdateBatch), StoreError> {
+    genesis.validate().map_err(|error| StoreError::Genesis(error.to_string()))?;
+    let writes = genesis.state_writes();
+    let (root, tree_update) = jmt::JellyfishMerkleTree::<_, crate::state::Sha3Hasher>::new(tree)
+        .put_value_set(writes.iter().map(|(key, value)| (key_hash(key), value.clone())), 0)
+        .map_err(|error| StoreError::Tree(error.to_string()))?;
+    let validator_set = ValidatorSchedule::starting(0, genesis.validators.clone())
+        .set_at(0)
+        .map_err(|error| StoreError::Genesis(error.to_string()))?;
+    let header = genesis_header(genesis, Digest(root.0), &validator_set);
+    Ok((header, writes, tree_update))
+}
+
+/// The header of height 0: it commits to the genesis document (as its previous hash), the
+/// genesis state and the first validator set.
+pub fn genesis_header(genesis: &Genesis, state_root: Digest, validator_set: &ValidatorSet) -> BlockHeader {
+    BlockHeader {
+        chain_id: genesis.chain_id.clone(),
+        height: 0,
+        previous_hash: genesis.hash(),
+        timestamp_ms: genesis.genesis_time_ms,
+        proposer: validator_set.members()[0],
+        tx_root: Digest::ZERO,
+        receipts_root: Digest::ZERO,
+        state_root,
+        validator_set_digest: validator_set.digest(),
+    }
 }

@@ -1,17 +1,16 @@
 use std::path::Path;
 
 use borsh::BorshDeserialize;
-use consensus::{CommitCertificate, Digest, Height, ValidatorSet};
+use consensus::{CommitCertificate, Digest, Height};
 use jmt::{
     KeyHash, OwnedValue, Version,
     storage::{LeafNode, Node, NodeKey, TreeReader},
 };
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
-use super::{BlockReader, BlockWriter, StoreError, TxLocation, schema};
+use super::{BlockReader, BlockWriter, StateHistory, StoreError, TxLocation, schema};
 use crate::{
-    Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, SignedTransaction, ValidatorSchedule, encode,
-    state::{StateProof, StateReader, StateTree, decode_value, key_hash, keys},
+    Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, SignedTransaction, encode, state::StateReader,
 };
 
 /// How to open a store.
@@ -65,18 +64,10 @@ impl RocksStore {
     }
 
     fn initialise(&self, genesis: &Genesis) -> Result<(), StoreError> {
-        genesis.validate().map_err(|error| StoreError::Genesis(error.to_string()))?;
         if self.db.iterator_cf(self.cf(schema::HEADERS)?, IteratorMode::Start).next().is_some() {
             return Err(StoreError::Inconsistent("blocks are stored but the genesis hash is not".to_string()));
         }
-        let writes = genesis.state_writes();
-        let (root, tree_update) = StateTree::new(self)
-            .put_value_set(writes.iter().map(|(key, value)| (key_hash(key), value.clone())), 0)
-            .map_err(|error| StoreError::Tree(error.to_string()))?;
-        let validator_set = ValidatorSchedule::starting(0, genesis.validators.clone())
-            .set_at(0)
-            .map_err(|error| StoreError::Genesis(error.to_string()))?;
-        let header = genesis_header(genesis, Digest(root.0), &validator_set);
+        let (header, writes, tree_update) = super::genesis_state(genesis, self)?;
         let mut batch = WriteBatch::default();
         self.put_state_writes(&mut batch, &writes, &tree_update)?;
         batch.put_cf(self.cf(schema::HEADERS)?, schema::height_key(0), encode(&header));
@@ -185,43 +176,6 @@ impl RocksStore {
         Ok(Height::from_be_bytes(bytes))
     }
 
-    /// The value of a state key after the block at `height`, from the versioned tree.
-    pub fn state_at(&self, key: &[u8], height: Height) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check_height(height)?;
-        StateTree::new(self).get(key_hash(key), height).map_err(|error| StoreError::Tree(error.to_string()))
-    }
-
-    /// A proof of a state key's value (or absence) against the state root of `height`.
-    pub fn state_proof(&self, key: &[u8], height: Height) -> Result<StateProof, StoreError> {
-        self.check_height(height)?;
-        let (value, proof) = StateTree::new(self)
-            .get_with_proof(key_hash(key), height)
-            .map_err(|error| StoreError::Tree(error.to_string()))?;
-        Ok(StateProof { key: key.to_vec(), value, height, proof })
-    }
-
-    fn check_height(&self, height: Height) -> Result<(), StoreError> {
-        let head = self.head_height()?;
-        if height > head {
-            return Err(StoreError::Inconsistent(format!("height {height} is above the head {head}")));
-        }
-        Ok(())
-    }
-
-    /// The validator schedule after the block at `height`.
-    pub fn validator_schedule_at(&self, height: Height) -> Result<ValidatorSchedule, StoreError> {
-        let bytes = self
-            .state_at(keys::VALIDATORS, height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("no validator schedule at height {height}")))?;
-        decode_value(keys::VALIDATORS, &bytes)
-    }
-
-    /// The validator set that certifies the block at `height` (known up to head + 1).
-    pub fn validator_set_for(&self, height: Height) -> Result<ValidatorSet, StoreError> {
-        let schedule = self.validator_schedule_at(height.saturating_sub(1))?;
-        schedule.set_at(height).map_err(|error| StoreError::Inconsistent(format!("validator set at {height}: {error}")))
-    }
-
     /// Saves the consensus core's safety state, synced, before any vote that depends on it
     /// leaves the node.
     pub fn save_safety_state(&self, state: &[u8]) -> Result<(), StoreError> {
@@ -241,22 +195,6 @@ impl RocksStore {
     /// never see a write that was not committed with its head update.
     fn visible(&self, height: Height) -> Result<bool, StoreError> {
         Ok(height <= self.head_height()?)
-    }
-}
-
-/// The header of height 0: it commits to the genesis document (as its previous hash), the
-/// genesis state and the first validator set.
-pub fn genesis_header(genesis: &Genesis, state_root: Digest, validator_set: &ValidatorSet) -> BlockHeader {
-    BlockHeader {
-        chain_id: genesis.chain_id.clone(),
-        height: 0,
-        previous_hash: genesis.hash(),
-        timestamp_ms: genesis.genesis_time_ms,
-        proposer: validator_set.members()[0],
-        tx_root: Digest::ZERO,
-        receipts_root: Digest::ZERO,
-        state_root,
-        validator_set_digest: validator_set.digest(),
     }
 }
 
@@ -319,29 +257,8 @@ impl BlockReader for RocksStore {
 impl BlockWriter for RocksStore {
     fn commit(&self, block: &Block, certificate: &CommitCertificate, execution: Execution) -> Result<(), StoreError> {
         let header = &block.header;
-        let head = self.head()?;
-        if header.height != head.height + 1 || header.previous_hash != head.hash() {
-            return Err(StoreError::NotNextBlock { height: header.height, head: head.height });
-        }
-        let mismatch =
-            |reason: &str| StoreError::ExecutionMismatch { height: header.height, reason: reason.to_string() };
-        if execution.state_root != header.state_root {
-            return Err(mismatch("state root"));
-        }
-        if execution.tx_root != header.tx_root || execution.tx_hashes.len() != block.transactions.len() {
-            return Err(mismatch("transaction root"));
-        }
-        if execution.receipts_root != header.receipts_root {
-            return Err(mismatch("receipts root"));
-        }
-        if execution.validator_set_digest != header.validator_set_digest {
-            return Err(mismatch("validator set digest"));
-        }
+        super::check_commit(&self.head()?, block, certificate, &execution)?;
         let hash = header.hash();
-        if certificate.digest != hash || certificate.height != header.height {
-            return Err(mismatch("certificate is for another block"));
-        }
-
         let key = schema::height_key(header.height);
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(schema::HEADERS)?, key, encode(header));
@@ -360,6 +277,8 @@ impl BlockWriter for RocksStore {
         self.write(batch)
     }
 }
+
+impl StateHistory for RocksStore {}
 
 impl StateReader for RocksStore {
     fn latest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -1,6 +1,7 @@
 use consensus::{ChainId, SigningKey};
 
 use super::*;
+use crate::state::keys;
 use crate::{Address, GenesisAccount, Params, Role, ValidatorInfo};
 
 fn genesis() -> Genesis {

@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 use consensus::{ChainId, CommitCertificate, SigningKey};
+use ledger::StateHistory;
 use ledger::{
     Address, Block, BlockReader, BlockWriter, CertifiedBlock, Execution, Genesis, GenesisAccount, Params, Payload,
     RocksStore, Role, SignedTransaction, StoreOptions, Transaction, ValidatorInfo, build_block,

@@ -1,0 +1,147 @@
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{RwLock, RwLockReadGuard, RwLockWriteGuard},
+};
+
+use consensus::{CommitCertificate, Digest, Height};
+use jmt::{
+    KeyHash, OwnedValue, Version,
+    storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch},
+};
+
+use super::{BlockReader, BlockWriter, StateHistory, StoreError, TxLocation, Writes};
+use crate::{Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, state::StateReader};
+
+/// An in-memory store with the same behaviour as [`super::RocksStore`] (checked by one
+/// conformance suite): for tests and simulations that need many fast, throwaway chains.
+pub struct MemStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    head: Height,
+    headers: BTreeMap<Height, BlockHeader>,
+    bodies: BTreeMap<Height, (Block, CommitCertificate)>,
+    receipts: BTreeMap<Height, Vec<Receipt>>,
+    hashes: HashMap<Digest, Height>,
+    tx_index: HashMap<Digest, TxLocation>,
+    state: HashMap<Vec<u8>, Vec<u8>>,
+    nodes: HashMap<NodeKey, Node>,
+    values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
+}
+
+impl Inner {
+    fn apply(&mut self, writes: &Writes, tree_update: &TreeUpdateBatch) {
+        for (key, value) in writes {
+            match value {
+                Some(value) => self.state.insert(key.clone(), value.clone()),
+                None => self.state.remove(key),
+            };
+        }
+        for (node_key, node) in tree_update.node_batch.nodes() {
+            self.nodes.insert(node_key.clone(), node.clone());
+        }
+        for ((version, key_hash), value) in tree_update.node_batch.values() {
+            self.values.insert((*key_hash, *version), value.clone());
+        }
+    }
+}
+
+impl MemStore {
+    /// A store holding the genesis state of `genesis`.
+    pub fn new(genesis: &Genesis) -> Result<Self, StoreError> {
+        let store = MemStore { inner: RwLock::new(Inner::default()) };
+        let (header, writes, tree_update) = super::genesis_state(genesis, &store)?;
+        let mut inner = store.write();
+        inner.apply(&writes, &tree_update);
+        inner.hashes.insert(header.hash(), 0);
+        inner.headers.insert(0, header);
+        drop(inner);
+        Ok(store)
+    }
+
+    // A panic while holding the lock cannot leave a half-applied commit visible (commits apply
+    // under one write guard), so a poisoned lock's data is still consistent.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl BlockReader for MemStore {
+    fn head(&self) -> Result<BlockHeader, StoreError> {
+        let inner = self.read();
+        inner.headers.get(&inner.head).cloned().ok_or_else(|| StoreError::Inconsistent("no head".to_string()))
+    }
+
+    fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
+        Ok(self.read().headers.get(&height).cloned())
+    }
+
+    fn block(&self, height: Height) -> Result<Option<CertifiedBlock>, StoreError> {
+        Ok(self
+            .read()
+            .bodies
+            .get(&height)
+            .map(|(block, certificate)| CertifiedBlock { block: block.clone(), certificate: certificate.clone() }))
+    }
+
+    fn receipts(&self, height: Height) -> Result<Option<Vec<Receipt>>, StoreError> {
+        Ok(self.read().receipts.get(&height).cloned())
+    }
+
+    fn height_of(&self, hash: &Digest) -> Result<Option<Height>, StoreError> {
+        Ok(self.read().hashes.get(hash).copied())
+    }
+
+    fn tx_location(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, StoreError> {
+        Ok(self.read().tx_index.get(tx_hash).copied())
+    }
+}
+
+impl BlockWriter for MemStore {
+    fn commit(&self, block: &Block, certificate: &CommitCertificate, execution: Execution) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let head = inner.headers.get(&inner.head).cloned().ok_or_else(|| StoreError::Inconsistent("no head".into()))?;
+        super::check_commit(&head, block, certificate, &execution)?;
+        let height = block.header.height;
+        inner.apply(&execution.writes, &execution.tree_update);
+        for (index, tx_hash) in execution.tx_hashes.iter().enumerate() {
+            inner.tx_index.insert(*tx_hash, TxLocation { height, index: index as u32 });
+        }
+        inner.hashes.insert(block.hash(), height);
+        inner.headers.insert(height, block.header.clone());
+        inner.bodies.insert(height, (block.clone(), certificate.clone()));
+        inner.receipts.insert(height, execution.receipts);
+        inner.head = height;
+        Ok(())
+    }
+}
+
+impl StateReader for MemStore {
+    fn latest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read().state.get(key).cloned())
+    }
+}
+
+impl StateHistory for MemStore {}
+
+impl TreeReader for MemStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(self.read().nodes.get(node_key).cloned())
+    }
+
+    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+        let inner = self.read();
+        let found = inner.values.range((key_hash, 0)..=(key_hash, max_version)).next_back();
+        Ok(found.and_then(|(_, value)| value.clone()))
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        anyhow::bail!("the store does not support restoring the state tree from chunks")
+    }
+}
