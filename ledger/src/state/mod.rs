@@ -132,3 +132,17 @@ pub(crate) fn decode_value<T: BorshDeserialize>(key: &[u8], bytes: &[u8]) -> Res
         reason: error.to_string(),
     })
 }
+
+/// The account of an address after the head block (a default, empty account if none).
+pub fn read_account(state: &impl StateReader, address: &crate::Address) -> Result<Account, StoreError> {
+    let key = keys::account(address);
+    Ok(state.latest(&key)?.map(|bytes| decode_value(&key, &bytes)).transpose()?.unwrap_or_default())
+}
+
+/// The chain parameters in force after the head block.
+pub fn read_params(state: &impl StateReader) -> Result<crate::Params, StoreError> {
+    let bytes = state
+        .latest(keys::PARAMS)?
+        .ok_or_else(|| StoreError::Inconsistent("the parameters are missing from the state".to_string()))?;
+    decode_value(keys::PARAMS, &bytes)
+}

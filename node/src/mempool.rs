@@ -1,0 +1,272 @@
+//! Pending transactions: admission with back-pressure, and reaping for proposals.
+//!
+//! Admission checks everything that can be checked before execution (decoding, size, chain,
+//! signature, the signer's role, its nonce window, duplicates) and enforces caps by count and by
+//! bytes, per account and in all, so the pool never grows without bound. Reaping hands a leader
+//! each account's transactions in nonce order, accounts taking turns.
+
+use std::collections::{BTreeMap, HashMap};
+
+use consensus::{ChainId, Digest, PublicKey, Signature, verify_batch};
+use ledger::{
+    Address, Role, SignedTransaction, StateReader, StoreError, TxError,
+    state::{read_account, read_params},
+};
+
+/// Limits of the pool.
+#[derive(Clone, Copy, Debug)]
+pub struct MempoolConfig {
+    /// Most transactions held.
+    pub max_txs: usize,
+    /// Most bytes of encoded transactions held.
+    pub max_bytes: usize,
+    /// Most transactions held for one account.
+    pub max_per_account: usize,
+    /// Highest nonce accepted, relative to the account's next nonce.
+    pub max_nonce_ahead: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { max_txs: 100_000, max_bytes: 64 * 1024 * 1024, max_per_account: 1_000, max_nonce_ahead: 1_000 }
+    }
+}
+
+/// Why a transaction was not admitted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum AdmitError {
+    /// Undecodable, too large, for another chain, a bad field or a bad signature.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// The signer lacks the role the payload needs.
+    #[error("permission denied: the signer lacks the {0} role")]
+    PermissionDenied(Role),
+    /// The nonce was already used.
+    #[error("nonce {found} is too low: the account's next nonce is {expected}")]
+    NonceTooLow {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        found: u64,
+    },
+    /// The nonce is further ahead than the pool keeps.
+    #[error("nonce {found} is too high: at most {max} is accepted now")]
+    NonceTooHigh {
+        /// Highest nonce accepted now.
+        max: u64,
+        /// The transaction's nonce.
+        found: u64,
+    },
+    /// The same transaction is already pending.
+    #[error("transaction {0} is already pending")]
+    Duplicate(Digest),
+    /// Another transaction with this account and nonce is pending.
+    #[error("another transaction with nonce {0} is pending for this account")]
+    NonceTaken(u64),
+    /// The pool is at a limit; try again after the next block.
+    #[error("mempool full: {0}")]
+    Full(&'static str),
+    /// Reading the state failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Entry {
+    transaction: SignedTransaction,
+    size: usize,
+    sender: Address,
+}
+
+/// The pending transactions of one node.
+pub struct Mempool {
+    config: MempoolConfig,
+    chain_id: ChainId,
+    entries: HashMap<Digest, Entry>,
+    /// Per account, pending nonces in order, and the arrival number of its first transaction
+    /// (accounts take turns in arrival order when reaping).
+    accounts: HashMap<Address, (u64, BTreeMap<u64, Digest>)>,
+    bytes: usize,
+    arrivals: u64,
+}
+
+impl Mempool {
+    /// An empty pool for a chain.
+    pub fn new(chain_id: ChainId, config: MempoolConfig) -> Self {
+        Mempool { config, chain_id, entries: HashMap::new(), accounts: HashMap::new(), bytes: 0, arrivals: 0 }
+    }
+
+    /// Transactions pending.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of encoded transactions pending.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether a transaction is pending.
+    pub fn contains(&self, hash: &Digest) -> bool {
+        self.entries.contains_key(hash)
+    }
+
+    /// Admits a batch of encoded transactions (from clients or peers), verifying their
+    /// signatures as one batch; returns one verdict per transaction, in order.
+    pub fn admit_batch(&mut self, state: &impl StateReader, encoded: &[Vec<u8>]) -> Vec<Result<Digest, AdmitError>> {
+        let params = match read_params(state) {
+            Ok(params) => params,
+            Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
+        };
+        let decoded: Vec<Result<SignedTransaction, AdmitError>> = encoded
+            .iter()
+            .map(|bytes| {
+                let transaction = SignedTransaction::decode(bytes, params.max_tx_bytes as usize)?;
+                transaction.check_stateless(&self.chain_id, &params)?;
+                Ok(transaction)
+            })
+            .collect();
+        let candidates: Vec<&SignedTransaction> = decoded.iter().filter_map(|result| result.as_ref().ok()).collect();
+        let mut signatures_ok = signature_verdicts(&candidates).into_iter();
+        decoded
+            .into_iter()
+            .map(|result| {
+                let transaction = result?;
+                if signatures_ok.next() != Some(true) {
+                    return Err(AdmitError::Invalid(TxError::BadSignature));
+                }
+                self.insert(state, transaction)
+            })
+            .collect()
+    }
+
+    fn insert(&mut self, state: &impl StateReader, transaction: SignedTransaction) -> Result<Digest, AdmitError> {
+        let hash = transaction.hash();
+        if self.entries.contains_key(&hash) {
+            return Err(AdmitError::Duplicate(hash));
+        }
+        let sender = transaction.transaction.sender();
+        let account = read_account(state, &sender)?;
+        let required = transaction.transaction.payload.required_role();
+        if !account.roles.contains(required) {
+            return Err(AdmitError::PermissionDenied(required));
+        }
+        let nonce = transaction.transaction.nonce;
+        if nonce < account.nonce {
+            return Err(AdmitError::NonceTooLow { expected: account.nonce, found: nonce });
+        }
+        let max = account.nonce.saturating_add(self.config.max_nonce_ahead);
+        if nonce > max {
+            return Err(AdmitError::NonceTooHigh { max, found: nonce });
+        }
+        let pending = self.accounts.get(&sender).map(|(_, nonces)| nonces);
+        if pending.is_some_and(|nonces| nonces.contains_key(&nonce)) {
+            return Err(AdmitError::NonceTaken(nonce));
+        }
+        if pending.map_or(0, BTreeMap::len) >= self.config.max_per_account {
+            return Err(AdmitError::Full("this account has too many pending transactions"));
+        }
+        if self.entries.len() >= self.config.max_txs {
+            return Err(AdmitError::Full("too many pending transactions"));
+        }
+        let size = transaction.encoded_len();
+        if self.bytes + size > self.config.max_bytes {
+            return Err(AdmitError::Full("too many pending bytes"));
+        }
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        self.accounts.entry(sender).or_insert_with(|| (arrival, BTreeMap::new())).1.insert(nonce, hash);
+        self.bytes += size;
+        self.entries.insert(hash, Entry { transaction, size, sender });
+        Ok(hash)
+    }
+
+    /// Transactions for the next block: each account's pending transactions from its next nonce
+    /// on, without gaps, accounts taking turns in arrival order, up to the limits.
+    pub fn reap(
+        &self,
+        state: &impl StateReader,
+        max_txs: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<SignedTransaction>, StoreError> {
+        let mut queues = Vec::with_capacity(self.accounts.len());
+        for (address, (arrival, nonces)) in &self.accounts {
+            let next = read_account(state, address)?.nonce;
+            let ready: Vec<&Digest> = nonces
+                .range(next..)
+                .zip(next..)
+                .take_while(|((nonce, _), want)| *nonce == want)
+                .map(|((_, h), _)| h)
+                .collect();
+            if !ready.is_empty() {
+                queues.push((*arrival, ready.into_iter()));
+            }
+        }
+        queues.sort_by_key(|(arrival, _)| *arrival);
+        let (mut reaped, mut bytes) = (Vec::new(), 0);
+        'rounds: while !queues.is_empty() {
+            let mut index = 0;
+            while index < queues.len() {
+                let Some(hash) = queues[index].1.next() else {
+                    queues.remove(index);
+                    continue;
+                };
+                let entry = &self.entries[hash];
+                if reaped.len() == max_txs || bytes + entry.size > max_bytes {
+                    break 'rounds;
+                }
+                bytes += entry.size;
+                reaped.push(entry.transaction.clone());
+                index += 1;
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// After a block: drops what it committed (nonces now used) and what can no longer
+    /// execute (the signer lost the role). Returns how many were dropped.
+    pub fn prune(&mut self, state: &impl StateReader) -> Result<usize, StoreError> {
+        let mut dropped = Vec::new();
+        for (address, (_, nonces)) in &self.accounts {
+            let account = read_account(state, address)?;
+            for (nonce, hash) in nonces {
+                let role = self.entries[hash].transaction.transaction.payload.required_role();
+                if *nonce < account.nonce || !account.roles.contains(role) {
+                    dropped.push(*hash);
+                }
+            }
+        }
+        for hash in &dropped {
+            if let Some(entry) = self.entries.remove(hash) {
+                self.bytes -= entry.size;
+                if let Some((_, nonces)) = self.accounts.get_mut(&entry.sender) {
+                    nonces.remove(&entry.transaction.transaction.nonce);
+                    if nonces.is_empty() {
+                        self.accounts.remove(&entry.sender);
+                    }
+                }
+            }
+        }
+        Ok(dropped.len())
+    }
+}
+
+/// One verdict per transaction: a batch check, and one by one only if the batch fails.
+fn signature_verdicts(transactions: &[&SignedTransaction]) -> Vec<bool> {
+    let messages: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.transaction.signing_bytes()).collect();
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let signatures: Vec<Signature> = transactions.iter().map(|tx| tx.signature).collect();
+    let keys: Vec<PublicKey> = transactions.iter().map(|tx| tx.transaction.signer).collect();
+    if verify_batch(&message_refs, &signatures, &keys).is_ok() {
+        return vec![true; transactions.len()];
+    }
+    transactions.iter().map(|tx| tx.verify_signature().is_ok()).collect()
+}
+
+#[cfg(test)]
+#[path = "mempool_test.rs"]
+mod tests;
