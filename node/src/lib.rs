@@ -3,4 +3,5 @@
 //!
 //! Today it holds the mempool; networking, the driver and sync arrive with the node issue.
 
+pub mod config;
 pub mod mempool;

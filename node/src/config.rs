@@ -1,0 +1,308 @@
+//! `config.toml`: every section has documented defaults, rejects unknown keys and checks its
+//! values; any key can be overridden from the environment as `STELE__SECTION__KEY`.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration that cannot be used, naming the key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// Not valid TOML of the expected shape (unknown keys included).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file (or the environment variable).
+        path: String,
+        /// The parser's message, with the key and line.
+        message: String,
+    },
+    /// A value that parses but cannot be used.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+/// The node's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Peer-to-peer networking.
+    pub network: NetworkConfig,
+    /// The JSON-RPC server.
+    pub rpc: RpcConfig,
+    /// The mempool.
+    pub mempool: MempoolSection,
+    /// Block production.
+    pub consensus: ConsensusConfig,
+    /// The RocksDB store.
+    pub storage: StorageConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[network]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// libp2p listen address (multiaddr).
+    pub listen: String,
+    /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`); Kademlia finds the rest.
+    pub bootstrap: Vec<String>,
+    /// Peer ids admitted besides the validators (observers).
+    pub observers: Vec<String>,
+    /// Most simultaneous connections.
+    pub max_connections: u32,
+    /// Largest gossip or sync message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            listen: "/ip4/127.0.0.1/tcp/26656".to_string(),
+            bootstrap: Vec::new(),
+            observers: Vec::new(),
+            max_connections: 64,
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[rpc]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// HTTP and WebSocket listen address; loopback by default.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes.
+    pub max_request_bytes: u32,
+    /// Most calls in one batch request.
+    pub max_batch: u32,
+    /// Most simultaneous connections.
+    pub max_connections: u32,
+    /// Most subscriptions per WebSocket connection.
+    pub max_subscriptions_per_connection: u32,
+    /// Origins allowed by CORS; empty allows none.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            max_request_bytes: 2 * 1024 * 1024,
+            max_batch: 100,
+            max_connections: 256,
+            max_subscriptions_per_connection: 16,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[mempool]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolSection {
+    /// Most pending transactions.
+    pub max_txs: usize,
+    /// Most pending bytes.
+    pub max_bytes: usize,
+    /// Most pending transactions per account.
+    pub max_per_account: usize,
+    /// Highest nonce accepted above an account's next one.
+    pub max_nonce_ahead: u64,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        let defaults = crate::mempool::MempoolConfig::default();
+        MempoolSection {
+            max_txs: defaults.max_txs,
+            max_bytes: defaults.max_bytes,
+            max_per_account: defaults.max_per_account,
+            max_nonce_ahead: defaults.max_nonce_ahead,
+        }
+    }
+}
+
+impl From<&MempoolSection> for crate::mempool::MempoolConfig {
+    fn from(section: &MempoolSection) -> Self {
+        crate::mempool::MempoolConfig {
+            max_txs: section.max_txs,
+            max_bytes: section.max_bytes,
+            max_per_account: section.max_per_account,
+            max_nonce_ahead: section.max_nonce_ahead,
+        }
+    }
+}
+
+/// `[consensus]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    /// With no transactions pending, still propose an (empty) block this often, so liveness is
+    /// visible; `0s` never does.
+    #[serde(with = "humantime_serde")]
+    pub empty_block_interval: Duration,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig { empty_block_interval: Duration::from_secs(30) }
+    }
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// fsync every committed block (turning it off risks losing the last blocks on power loss).
+    pub sync_writes: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { sync_writes: true }
+    }
+}
+
+/// `[metrics]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Prometheus listen address (loopback by default).
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: Some(SocketAddr::from(([127, 0, 0, 1], 9615))) }
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `stele=debug,libp2p=warn`).
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { filter: "info".to_string(), format: LogFormat::Text }
+    }
+}
+
+/// Prefix of environment overrides: `STELE__RPC__LISTEN=127.0.0.1:9000`.
+pub const ENV_PREFIX: &str = "STELE__";
+
+impl Config {
+    /// Reads `path` (defaults if it does not exist), applies `STELE__SECTION__KEY` overrides
+    /// from `environment`, and checks the result.
+    pub fn load(path: &Path, environment: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => return Err(ConfigError::Read { path: shown, message: error.to_string() }),
+        };
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|error: toml::de::Error| ConfigError::Parse { path: shown.clone(), message: error.to_string() })?;
+        for (name, value) in environment {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let parse_error = |message: String| ConfigError::Parse { path: format!("${name}"), message };
+            let Some((section, key)) = rest.split_once("__") else {
+                return Err(parse_error("expected STELE__SECTION__KEY".to_string()));
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            // A value is TOML if it parses as one (numbers, booleans, arrays), else a string.
+            let parsed = format!("value = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut wrapper| wrapper.remove("value"))
+                .unwrap_or(toml::Value::String(value.clone()));
+            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section_table) = entry else {
+                return Err(parse_error(format!("[{section}] is not a section")));
+            };
+            section_table.insert(key, parsed);
+        }
+        let config: Config = Config::deserialize(table)
+            .map_err(|error| ConfigError::Parse { path: shown, message: error.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.network.listen.starts_with('/') {
+            return Err(invalid("network.listen", "must be a multiaddr such as /ip4/127.0.0.1/tcp/26656"));
+        }
+        if let Some(bad) = self.network.bootstrap.iter().find(|peer| !peer.starts_with('/') || !peer.contains("/p2p/"))
+        {
+            return Err(invalid("network.bootstrap", format!("{bad:?} must be a multiaddr ending in /p2p/<peer id>")));
+        }
+        let positive: [(&'static str, u64); 9] = [
+            ("network.max_connections", self.network.max_connections.into()),
+            ("network.max_message_bytes", self.network.max_message_bytes as u64),
+            ("rpc.max_request_bytes", self.rpc.max_request_bytes.into()),
+            ("rpc.max_batch", self.rpc.max_batch.into()),
+            ("rpc.max_connections", self.rpc.max_connections.into()),
+            ("rpc.max_subscriptions_per_connection", self.rpc.max_subscriptions_per_connection.into()),
+            ("mempool.max_txs", self.mempool.max_txs as u64),
+            ("mempool.max_bytes", self.mempool.max_bytes as u64),
+            ("mempool.max_per_account", self.mempool.max_per_account as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(invalid(key, "must be at least 1"));
+        }
+        if self.log.filter.trim().is_empty() {
+            return Err(invalid("log.filter", "must not be empty (use \"info\")"));
+        }
+        Ok(())
+    }
+
+    /// The defaults as a commented `config.toml`.
+    pub fn default_toml() -> String {
+        let body = toml::to_string_pretty(&Config::default()).expect("the defaults always serialise");
+        format!(
+            "# Stele node configuration. Every key is optional; these are the defaults.\n# Override any key with STELE__SECTION__KEY=value.\n\n{body}"
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "config_test.rs"]
+mod tests;
