@@ -167,3 +167,33 @@ fn compare(height: Height, field: &'static str, found: Digest, computed: Digest)
     }
     Ok(())
 }
+
+/// Why a certified block could not be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum ApplyError {
+    /// The block or its certificate is wrong.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
+}
+
+/// The path every block from outside takes (block sync, replay, catching up after a decision):
+/// check the link to the head, the transaction root, the certificate against the validator set
+/// in force at its height, re-execute it, and commit it. Nothing is written unless every check
+/// passes.
+pub fn apply_certified_block<S>(store: &S, certified: &crate::CertifiedBlock) -> Result<(), ApplyError>
+where
+    S: crate::BlockReader + crate::BlockWriter + crate::StateHistory + Sync,
+{
+    let block = &certified.block;
+    let head = store.head()?;
+    check_link(&head, &block.header)?;
+    check_tx_root(block)?;
+    let validators = store.validator_set_for(block.header.height)?;
+    check_certificate(block, &certified.certificate, &validators)?;
+    let execution = check_execution(store, block)?;
+    store.commit(block, &certified.certificate, execution)?;
+    Ok(())
+}

@@ -153,3 +153,27 @@ fn both_stores_build_the_same_chain() {
         assert_eq!(from_mem.block.header, from_rocks.block.header);
     }
 }
+
+#[test]
+fn certified_blocks_replay_onto_another_store_and_tampering_changes_nothing() {
+    let fixture = fixture();
+    let (source, _dir) = open_rocks(&fixture.genesis);
+    let blocks: Vec<CertifiedBlock> = [3, 0, 5].iter().map(|count| fixture.commit(&source, *count)).collect();
+    let (replica, ()) = open_mem(&fixture.genesis);
+
+    let mut forged = blocks[0].clone();
+    forged.certificate.signatures.truncate(2);
+    let error = ledger::audit::apply_certified_block(&replica, &forged).expect_err("two signatures of four");
+    assert!(error.to_string().contains("certificate"), "{error}");
+    let mut reordered = blocks[0].clone();
+    reordered.block.transactions.swap(0, 2);
+    assert!(ledger::audit::apply_certified_block(&replica, &reordered).is_err());
+    assert!(ledger::audit::apply_certified_block(&replica, &blocks[1]).is_err(), "out of order");
+    assert_eq!(replica.head().expect("head").height, 0, "nothing was written");
+
+    for certified in &blocks {
+        ledger::audit::apply_certified_block(&replica, certified).expect("applies");
+    }
+    assert_eq!(replica.head().expect("head"), source.head().expect("head"));
+    assert_eq!(replica.receipts(3).expect("read"), source.receipts(3).expect("read"));
+}
