@@ -72,6 +72,13 @@ impl MemStore {
     }
 }
 
+impl MemStore {
+    /// Every latest state entry (for audits comparing a store against a re-execution).
+    pub fn state_entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.read().state.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
+    }
+}
+
 impl BlockReader for MemStore {
     fn head(&self) -> Result<BlockHeader, StoreError> {
         let inner = self.read();

@@ -82,3 +82,130 @@ fn an_invalid_genesis_never_initialises_a_database() {
     // Nothing was recorded, so a valid genesis can still initialise the same folder.
     RocksStore::open(dir.path(), &genesis(), StoreOptions::default()).expect("opens");
 }
+
+mod audit_tamper {
+    use consensus::CommitCertificate;
+
+    use super::*;
+    use crate::{Payload, Receipt, Transaction, audit::audit_chain, build_block};
+
+    fn faucet() -> SigningKey {
+        SigningKey::from_seed([50; 32])
+    }
+
+    fn funded() -> Genesis {
+        let mut funded = genesis();
+        funded.accounts.push(GenesisAccount {
+            address: Address::of(&faucet().public_key()),
+            balance: 1_000,
+            roles: vec![Role::Transact],
+        });
+        funded
+    }
+
+    /// A three-block chain with two transfers per block.
+    fn chain(dir: &tempfile::TempDir) -> RocksStore {
+        let store = RocksStore::open(dir.path(), &funded(), StoreOptions::default()).expect("open");
+        let validators: Vec<SigningKey> = (0..4u8).map(|i| SigningKey::from_seed([i + 1; 32])).collect();
+        for height in 1..=3u64 {
+            let transactions = (0..2)
+                .map(|i| {
+                    let nonce = (height - 1) * 2 + i;
+                    let payload = Payload::Transfer { to: Address([9; 20]), amount: nonce + 1 };
+                    Transaction { chain_id: genesis().chain_id, signer: faucet().public_key(), nonce, payload }
+                        .sign(&faucet())
+                })
+                .collect();
+            let head = store.head().expect("head");
+            let (block, execution) =
+                build_block(&store, &head, validators[0].public_key(), head.timestamp_ms + 10, transactions)
+                    .expect("valid");
+            let signers: Vec<(u32, &SigningKey)> =
+                validators.iter().take(3).enumerate().map(|(i, k)| (i as u32, k)).collect();
+            let certificate = CommitCertificate::sign(&genesis().chain_id, height, 0, block.hash(), &signers);
+            store.commit(&block, &certificate, execution).expect("commit");
+        }
+        store
+    }
+
+    fn audit(store: &RocksStore) -> Result<crate::audit::AuditReport, crate::audit::AuditFailure> {
+        audit_chain(store, &funded(), |_| {})
+    }
+
+    fn put<T: borsh::BorshSerialize>(store: &RocksStore, column: &'static str, key: &[u8], value: &T) {
+        store.db.put_cf(store.cf(column).expect("cf"), key, encode(value)).expect("write");
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = chain(&dir);
+        let report = audit(&store).expect("verifies");
+        assert_eq!(report.blocks, 3);
+        assert_eq!(report.transactions, 6);
+        assert_eq!(report.head_hash, store.head().expect("head").hash());
+    }
+
+    #[test]
+    fn each_kind_of_tampering_is_caught_at_its_height() {
+        type Tamper = fn(&RocksStore);
+        let cases: [(&str, Tamper, &str); 5] = [
+            (
+                "a stored transaction",
+                |store| {
+                    let mut block = store.block(2).expect("read").expect("block").block;
+                    block.transactions.swap(0, 1);
+                    put(store, schema::BODIES, &schema::height_key(2), &block.transactions);
+                },
+                "tx_root",
+            ),
+            (
+                "a header",
+                |store| {
+                    let mut header = store.header(2).expect("read").expect("header");
+                    header.timestamp_ms += 1;
+                    put(store, schema::HEADERS, &schema::height_key(2), &header);
+                },
+                "certificate",
+            ),
+            (
+                "a certificate signature",
+                |store| {
+                    let mut certificate = store.block(2).expect("read").expect("block").certificate;
+                    certificate.signatures[1].signature.0[7] ^= 1;
+                    put(store, schema::CERTIFICATES, &schema::height_key(2), &certificate);
+                },
+                "signature",
+            ),
+            (
+                "a receipt",
+                |store| {
+                    let mut receipts: Vec<Receipt> = store.receipts(2).expect("read").expect("receipts");
+                    receipts[0].failure = Some(crate::Failure::RecordNotFound);
+                    put(store, schema::RECEIPTS, &schema::height_key(2), &receipts);
+                },
+                "receipt",
+            ),
+            (
+                "a state value",
+                |store| {
+                    let key = keys::account(&Address([9; 20]));
+                    let mut account: crate::Account =
+                        borsh::from_slice(&store.latest(&key).expect("read").expect("account")).expect("decode");
+                    account.balance += 1;
+                    put(store, schema::STATE, &key, &account);
+                },
+                "state value",
+            ),
+        ];
+        for (what, tamper, reason) in cases {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = chain(&dir);
+            tamper(&store);
+            let failure = audit(&store).expect_err(what);
+            let expected_height = if what == "a state value" { 3 } else { 2 };
+            assert_eq!(failure.height, expected_height, "{what}: {failure}");
+            assert!(failure.reason.contains(reason), "{what}: {failure}");
+        }
+    }
+}
