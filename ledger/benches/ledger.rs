@@ -19,6 +19,7 @@ const SENDERS: usize = 2_000;
 
 struct Bench {
     _dir: tempfile::TempDir,
+    genesis: ledger::Genesis,
     store: RocksStore,
     senders: Vec<SigningKey>,
     validators: Vec<SigningKey>,
@@ -40,6 +41,7 @@ impl Bench {
         let store = RocksStore::open(dir.path(), &genesis, StoreOptions::default()).expect("open");
         Bench {
             _dir: dir,
+            genesis: genesis.clone(),
             store,
             senders,
             validators,
@@ -105,6 +107,21 @@ fn ledger(criterion: &mut Criterion) {
             |transfers| blocks.borrow().execute_and_commit(transfers),
             BatchSize::PerIteration,
         )
+    });
+    group.finish();
+
+    // Audit: re-verify a fresh 5-block chain of 50,000 transfers from genesis.
+    let mut chain = Bench::new();
+    for _ in 0..5 {
+        let transfers = chain.next_transfers();
+        chain.execute_and_commit(transfers);
+    }
+    let genesis = chain.genesis.clone();
+    let mut group = criterion.benchmark_group("audit");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(5 * BLOCK_TXS as u64));
+    group.bench_function("audit_chain_5_blocks_of_10k", |b| {
+        b.iter(|| ledger::audit::audit_chain(&chain.store, &genesis, |_| {}).expect("verifies"))
     });
     group.finish();
 }
