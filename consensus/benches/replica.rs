@@ -44,7 +44,8 @@ fn decide_one_height(height: &Height, key: &SigningKey, messages: Vec<Verified<M
         view_timeout_ms: 1_000,
         view_timeout_max_ms: 10_000,
     });
-    let mut outputs = replica.handle(Input::StartHeight { height: 1, validators: height.validators.clone() });
+    let mut outputs =
+        replica.handle(Input::StartHeight { height: 1, validators: height.validators.clone(), previous: None });
     let mut messages = messages.into_iter();
     if let Some(proposal) = messages.next() {
         outputs.extend(replica.handle(Input::Message(proposal)));

@@ -45,7 +45,8 @@
 //! # What a driver must do
 //!
 //! - Feed [`Input`]s: `Restore` with the saved [`SafetyState`] at boot, then `StartHeight` with
-//!   the validator set of the next height to decide (at boot and after each commit); messages
+//!   the validator set of the next height to decide and the stored certificate of the block
+//!   before it (at boot and after each commit); messages
 //!   only after [`Message::verify`]; timer firings; proposal and validation answers.
 //! - Execute [`Output`]s in order. `Persist` must be durable (synced) before any later output
 //!   runs: that is what keeps a restarted validator from signing twice. `Decide` carries the

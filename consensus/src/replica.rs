@@ -50,6 +50,9 @@ pub enum Input {
         height: Height,
         /// Its validator set.
         validators: ValidatorSet,
+        /// The certificate of the block before it, from the store: after a restart it is what
+        /// lets this replica answer validators still working on that height.
+        previous: Option<CommitCertificate>,
     },
     /// A message whose signatures the driver verified.
     Message(Verified<Message>),
@@ -220,7 +223,14 @@ impl Replica {
                     self.safety = state;
                 }
             }
-            Input::StartHeight { height, validators } => self.start_height(height, validators, &mut out),
+            Input::StartHeight { height, validators, previous } => {
+                if let Some(certificate) = previous
+                    && certificate.height < height
+                {
+                    self.remember_certificate(certificate);
+                }
+                self.start_height(height, validators, &mut out)
+            }
             Input::Message(message) => self.on_message(message, &mut out),
             Input::TimerFired(timer) => self.on_timer(timer, &mut out),
             Input::ProposalReady { height, view, digest } => self.on_proposal_ready(height, view, digest, &mut out),
@@ -253,10 +263,7 @@ impl Replica {
             return;
         }
         if let Some(certificate) = self.decided.take() {
-            self.past_certificates.insert(certificate.height, certificate);
-            while self.past_certificates.len() > PAST_CERTIFICATES {
-                self.past_certificates.pop_first();
-            }
+            self.remember_certificate(certificate);
         }
         self.height = height;
         self.me = validators.index_of(&self.config.key.public_key());
@@ -293,6 +300,13 @@ impl Replica {
         self.future_count = self.future.values().map(Vec::len).sum();
         for message in buffered {
             self.on_message(message, out);
+        }
+    }
+
+    fn remember_certificate(&mut self, certificate: CommitCertificate) {
+        self.past_certificates.insert(certificate.height, certificate);
+        while self.past_certificates.len() > PAST_CERTIFICATES {
+            self.past_certificates.pop_first();
         }
     }
 
@@ -361,9 +375,11 @@ impl Replica {
         let height = verified.message().height();
         if height > self.height {
             if let Message::Decided(certificate) = verified.message() {
-                // A certificate for a later height: the node must catch up by sync.
+                // A certificate for a later height: the node must catch up by sync. Keep it to
+                // help others that lag as well.
                 if certificate.height > self.highest_certificate_seen {
                     self.highest_certificate_seen = certificate.height;
+                    self.remember_certificate(certificate.clone());
                     out.push(Output::Decide(certificate.clone()));
                 }
                 return;
@@ -401,6 +417,7 @@ impl Replica {
             _ => self.past_certificates.get(&height).or_else(|| self.past_certificates.values().next_back()),
         };
         if let Some(certificate) = certificate
+            && certificate.height >= height
             && self.helped.insert((sender, height, 0))
         {
             out.push(Output::Send { to: sender, message: Message::Decided(certificate.clone()) });

@@ -28,7 +28,7 @@ impl Net {
 
     fn start(&self, index: usize) -> Replica {
         let mut replica = self.replica(index);
-        let _ = replica.handle(Input::StartHeight { height: 1, validators: self.validators.clone() });
+        let _ = replica.handle(Input::StartHeight { height: 1, validators: self.validators.clone(), previous: None });
         replica
     }
 
@@ -57,12 +57,12 @@ fn the_leader_of_view_zero_asks_for_a_proposal() {
     // Height 1, view 0: leader index (1 + 0) % 4 = 1.
     let mut leader = net.replica(1);
     assert_eq!(
-        leader.handle(Input::StartHeight { height: 1, validators: net.validators.clone() }),
+        leader.handle(Input::StartHeight { height: 1, validators: net.validators.clone(), previous: None }),
         vec![Output::StartTimer { timer: timer(0), after_ms: TIMEOUT }, Output::RequestProposal { height: 1, view: 0 },]
     );
     let mut backup = net.replica(2);
     assert_eq!(
-        backup.handle(Input::StartHeight { height: 1, validators: net.validators.clone() }),
+        backup.handle(Input::StartHeight { height: 1, validators: net.validators.clone(), previous: None }),
         vec![Output::StartTimer { timer: timer(0), after_ms: TIMEOUT }]
     );
 }
@@ -197,7 +197,7 @@ fn a_restarted_validator_never_signs_a_second_prepare() {
     // the replica moved to view 1.
     let mut after = net.replica(2);
     assert_eq!(after.handle(Input::Restore(saved)), vec![]);
-    let outputs = after.handle(Input::StartHeight { height: 1, validators: net.validators.clone() });
+    let outputs = after.handle(Input::StartHeight { height: 1, validators: net.validators.clone(), previous: None });
     assert!(matches!(outputs.last(), Some(Output::Broadcast(Message::ViewChange(_)))), "{outputs:?}");
     assert_eq!(after.view(), 1);
     let second = Digest::of(b"second");

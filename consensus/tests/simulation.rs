@@ -193,3 +193,14 @@ fn soak() {
         virtual_ms as f64 / 3_600_000.0
     );
 }
+
+/// Seeds the soak found stuck (no safety violation): replicas restarted after deciding a height
+/// had lost its certificate and could not help the replicas still on it. `StartHeight` now
+/// carries the previous block's certificate from the store.
+#[test]
+fn soak_regressions_stay_live() {
+    for (mix, n, seed) in [("crashes", 4, 1_017_200), ("mixed", 4, 2_013_965)] {
+        let outcome = run_or_report(scenario(mix, n, seed));
+        assert!(outcome.lowest_honest_height >= 3, "{mix} {seed}");
+    }
+}

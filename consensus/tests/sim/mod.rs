@@ -86,6 +86,8 @@ struct Process {
     incarnation: u64,
     persisted: Option<SafetyState>,
     ledger: BTreeMap<Height, Digest>,
+    /// The certificate of the last block in the ledger, as a store keeps it.
+    last_certificate: Option<CommitCertificate>,
     next_height: Height,
     side: bool,
 }
@@ -162,6 +164,7 @@ impl Simulation {
                     incarnation: 0,
                     persisted: None,
                     ledger: BTreeMap::new(),
+                    last_certificate: None,
                     next_height: 1,
                     side: copy == 1,
                 });
@@ -261,7 +264,8 @@ impl Simulation {
             outputs.extend(replica.handle(Input::Restore(state)));
         }
         let height = self.processes[process].next_height;
-        outputs.extend(replica.handle(Input::StartHeight { height, validators: self.validators.clone() }));
+        let previous = self.processes[process].last_certificate.clone();
+        outputs.extend(replica.handle(Input::StartHeight { height, validators: self.validators.clone(), previous }));
         self.processes[process].replica = Some(replica);
         if std::env::var("SIM_TRACE").is_ok() {
             println!("{} start p{process} at {height}: {outputs:?}", self.now);
@@ -491,7 +495,8 @@ impl Simulation {
         let height = certificate.height + 1;
         self.processes[process].next_height = height;
         let incarnation = self.processes[process].incarnation;
-        let input = Input::StartHeight { height, validators: self.validators.clone() };
+        self.processes[process].last_certificate = Some(certificate.clone());
+        let input = Input::StartHeight { height, validators: self.validators.clone(), previous: Some(certificate) };
         self.schedule(1, Event::Drive { process, incarnation, input });
     }
 
