@@ -167,10 +167,9 @@ fn check_stateless(block: BlockInput<'_>, params: &Params) -> Result<(), Executi
     }
     let mut size: u64 = 0;
     for (index, transaction) in block.transactions.iter().enumerate() {
-        transaction
+        size += transaction
             .check_stateless(block.chain_id, params)
-            .map_err(|error| ExecutionError::InvalidTransaction { index, error })?;
-        size += transaction.encoded_len() as u64;
+            .map_err(|error| ExecutionError::InvalidTransaction { index, error })? as u64;
     }
     if size > params.max_block_bytes {
         return Err(ExecutionError::TooManyBytes { size, max: params.max_block_bytes });

@@ -193,7 +193,8 @@ impl SignedTransaction {
     }
 
     /// Checks everything that needs no state and no signature check: chain, sizes, fields.
-    pub fn check_stateless(&self, chain_id: &ChainId, params: &Params) -> Result<(), TxError> {
+    /// Returns the encoded size it measured, so callers need not encode again.
+    pub fn check_stateless(&self, chain_id: &ChainId, params: &Params) -> Result<usize, TxError> {
         let transaction = &self.transaction;
         if &transaction.chain_id != chain_id {
             return Err(TxError::WrongChain { expected: chain_id.clone(), found: transaction.chain_id.clone() });
@@ -219,7 +220,7 @@ impl SignedTransaction {
             Payload::AddValidator { validator } => validator.validate().map_err(TxError::InvalidValidator)?,
             _ => {}
         }
-        Ok(())
+        Ok(size)
     }
 
     /// Verifies the signature alone (blocks verify theirs in parallel batches instead).

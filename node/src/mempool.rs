@@ -122,29 +122,35 @@ impl Mempool {
             Ok(params) => params,
             Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
         };
-        let decoded: Vec<Result<SignedTransaction, AdmitError>> = encoded
+        let decoded: Vec<Result<(SignedTransaction, usize), AdmitError>> = encoded
             .iter()
             .map(|bytes| {
                 let transaction = SignedTransaction::decode(bytes, params.max_tx_bytes as usize)?;
-                transaction.check_stateless(&self.chain_id, &params)?;
-                Ok(transaction)
+                let size = transaction.check_stateless(&self.chain_id, &params)?;
+                Ok((transaction, size))
             })
             .collect();
-        let candidates: Vec<&SignedTransaction> = decoded.iter().filter_map(|result| result.as_ref().ok()).collect();
+        let candidates: Vec<&SignedTransaction> =
+            decoded.iter().filter_map(|result| result.as_ref().ok().map(|(transaction, _)| transaction)).collect();
         let mut signatures_ok = signature_verdicts(&candidates).into_iter();
         decoded
             .into_iter()
             .map(|result| {
-                let transaction = result?;
+                let (transaction, size) = result?;
                 if signatures_ok.next() != Some(true) {
                     return Err(AdmitError::Invalid(TxError::BadSignature));
                 }
-                self.insert(state, transaction)
+                self.insert(state, transaction, size)
             })
             .collect()
     }
 
-    fn insert(&mut self, state: &impl StateReader, transaction: SignedTransaction) -> Result<Digest, AdmitError> {
+    fn insert(
+        &mut self,
+        state: &impl StateReader,
+        transaction: SignedTransaction,
+        size: usize,
+    ) -> Result<Digest, AdmitError> {
         let hash = transaction.hash();
         if self.entries.contains_key(&hash) {
             return Err(AdmitError::Duplicate(hash));
@@ -173,7 +179,6 @@ impl Mempool {
         if self.entries.len() >= self.config.max_txs {
             return Err(AdmitError::Full("too many pending transactions"));
         }
-        let size = transaction.encoded_len();
         if self.bytes + size > self.config.max_bytes {
             return Err(AdmitError::Full("too many pending bytes"));
         }

@@ -195,7 +195,7 @@ pub(crate) fn genesis_state(
 ) -> Result<(BlockHeader, Writes, TreeUpdateBatch), StoreError> {
     genesis.validate().map_err(|error| StoreError::Genesis(error.to_string()))?;
     let writes = genesis.state_writes();
-    let (root, tree_update) = jmt::JellyfishMerkleTree::<_, crate::state::Sha3Hasher>::new(tree)
+    let (root, tree_update) = StateTree::new(tree)
         .put_value_set(writes.iter().map(|(key, value)| (key_hash(key), value.clone())), 0)
         .map_err(|error| StoreError::Tree(error.to_string()))?;
     let validator_set = ValidatorSchedule::starting(0, genesis.validators.clone())
