@@ -14,7 +14,7 @@ mod peer_id;
 
 pub use document::{GenesisAccountEntry, GenesisDocument, GenesisValidatorEntry};
 pub use keyfile::{KeyFile, load_key, write_key};
-pub use network::{GeneratedNetwork, GeneratedNode, NetworkSpec, generate_network};
+pub use network::{GeneratedNetwork, GeneratedNode, NetworkSpec, files, generate_network};
 pub use peer_id::peer_id_of;
 
 /// Everything that can go wrong reading or writing genesis and key files.

@@ -1,6 +1,7 @@
 //! The command line: one module per command group, parsed with clap derive.
 
 mod keys;
+mod start;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +18,14 @@ enum Command {
     /// Create and inspect key files.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run a node from its home folder until SIGINT or SIGTERM.
+    Start(start::StartArgs),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keys(command) => keys::run(command),
+        Command::Start(arguments) => start::run(arguments),
     }
 }

@@ -1,0 +1,479 @@
+//! The consensus driver: the only loop that executes the core's outputs. It owns the replica,
+//! the mempool and the write side of the store; the network, the RPC server and the metrics
+//! endpoint talk to it through channels.
+//!
+//! Order matters and is kept here: a `Persist` output is synced to RocksDB before any later
+//! output runs (so a restarted validator never signs twice); a decided block is committed in
+//! one atomic write before subscribers hear of it and before the next height starts.
+
+mod gossip;
+mod proposals;
+mod sync;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use consensus::{
+    ChainId, CommitCertificate, Digest, Height, Input, Message, Output, Replica, SafetyState, SigningKey, Timer,
+    ValidatorSet,
+};
+use ledger::{
+    BlockHeader, BlockReader, BlockWriter, CertifiedBlock, RocksStore, StateHistory, StoreError, state::read_params,
+};
+use libp2p::PeerId;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::{
+    mempool::{AdmitError, Mempool, MempoolConfig},
+    metrics::Metrics,
+    p2p::{NetworkEvent, NetworkHandle, Topic, protocol::TxGossip},
+};
+
+use proposals::Proposal;
+
+/// A failure that stops the node: the store could not be read or written, so continuing could
+/// lose a block or sign twice.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// The stored safety state is unreadable.
+    #[error("the saved consensus safety state is corrupt: {0}")]
+    SafetyState(String),
+    /// A decided block does not execute to its header: the validator set certified an invalid
+    /// block, or this node's state is corrupt.
+    #[error("decided block {height} cannot be committed: {reason}")]
+    DecidedBlockInvalid {
+        /// Its height.
+        height: Height,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the driver runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// This node's consensus key (an observer's key is not in any validator set).
+    pub key: SigningKey,
+    /// Mempool limits.
+    pub mempool: MempoolConfig,
+    /// With nothing to do, still start a height (an empty block) this often; `None` never.
+    pub empty_block_interval: Option<Duration>,
+    /// Peer ids admitted besides the validators.
+    pub observers: HashSet<PeerId>,
+}
+
+/// What the RPC side asks of the driver.
+enum Request {
+    Submit { transactions: Vec<Vec<u8>>, reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>> },
+    MempoolSize(oneshot::Sender<(usize, usize)>),
+}
+
+/// The driver stopped; the node is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the node is shutting down")]
+pub struct Stopped;
+
+/// How the rest of the node reaches the driver. Cheap to clone.
+#[derive(Clone)]
+pub struct DriverHandle {
+    requests: mpsc::Sender<Request>,
+    commits: broadcast::Sender<Arc<CertifiedBlock>>,
+}
+
+impl DriverHandle {
+    /// Admits encoded transactions to the mempool (and gossips the admitted ones); one verdict
+    /// per transaction, in order.
+    pub async fn submit(&self, transactions: Vec<Vec<u8>>) -> Result<Vec<Result<Digest, AdmitError>>, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::Submit { transactions, reply }).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// Pending transactions and bytes in the mempool.
+    pub async fn mempool_size(&self) -> Result<(usize, usize), Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::MempoolSize(reply)).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// Every block committed from now on, in order (a slow receiver misses blocks and is told
+    /// how many, see [`broadcast::error::RecvError::Lagged`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CertifiedBlock>> {
+        self.commits.subscribe()
+    }
+}
+
+/// Blocks are announced to subscribers through a buffer this deep.
+const COMMIT_BUFFER: usize = 1024;
+/// Admitted transactions are gossiped in batches at most this large...
+const TX_GOSSIP_BATCH: usize = 1024;
+/// ...and at least this often while some wait.
+const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(10);
+/// How often peers are asked for their heads (to notice being behind).
+const HEADS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The consensus driver. Build with [`Driver::new`], run with [`Driver::run`].
+pub struct Driver {
+    settings: Settings,
+    store: Arc<RocksStore>,
+    replica: Replica,
+    mempool: Mempool,
+    network: NetworkHandle,
+    metrics: Arc<Metrics>,
+    commits: broadcast::Sender<Arc<CertifiedBlock>>,
+    requests: mpsc::Receiver<Request>,
+    /// The last committed header.
+    head: BlockHeader,
+    /// The set that certifies `head + 1`, and who its members are on the network.
+    validators: ValidatorSet,
+    validator_peers: Vec<Option<PeerId>>,
+    /// Peer ids the network admits now.
+    admitted: HashSet<PeerId>,
+    /// Whether the core works on `head + 1` (false while idle between blocks).
+    started: bool,
+    started_at: Instant,
+    last_commit_at: Instant,
+    /// View timers the core asked for, with their deadlines.
+    timers: HashMap<Timer, Instant>,
+    /// Blocks proposed for `head + 1`, by header hash.
+    proposals: HashMap<Digest, Proposal>,
+    /// Proposals the core asked to validate whose block has not arrived.
+    awaiting_validation: HashMap<Digest, Height>,
+    /// A decision whose block has not arrived.
+    awaiting_block: Option<CommitCertificate>,
+    /// Block sync bookkeeping.
+    sync: sync::SyncState,
+    /// Admitted transactions not yet gossiped.
+    tx_outbox: Vec<Vec<u8>>,
+}
+
+impl Driver {
+    /// Prepares a driver over an open store. Returns it with the handle RPC uses.
+    pub fn new(
+        settings: Settings,
+        store: Arc<RocksStore>,
+        network: NetworkHandle,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Driver, DriverHandle), Error> {
+        let head = store.head()?;
+        let params = read_params(store.as_ref())?;
+        let replica = Replica::new(consensus::Config {
+            chain_id: settings.chain_id.clone(),
+            key: settings.key.clone(),
+            view_timeout_ms: params.view_timeout_ms,
+            view_timeout_max_ms: params.view_timeout_max_ms,
+        });
+        let mempool = Mempool::new(settings.chain_id.clone(), settings.mempool);
+        let (commits, _) = broadcast::channel(COMMIT_BUFFER);
+        let (request_sender, requests) = mpsc::channel(1024);
+        let validators = store.validator_set_for(head.height + 1)?;
+        let now = Instant::now();
+        let driver = Driver {
+            settings,
+            store,
+            replica,
+            mempool,
+            network,
+            metrics,
+            commits: commits.clone(),
+            requests,
+            head,
+            validators,
+            validator_peers: Vec::new(),
+            admitted: HashSet::new(),
+            started: false,
+            started_at: now,
+            last_commit_at: now,
+            timers: HashMap::new(),
+            proposals: HashMap::new(),
+            awaiting_validation: HashMap::new(),
+            awaiting_block: None,
+            sync: sync::SyncState::default(),
+            tx_outbox: Vec::new(),
+        };
+        Ok((driver, DriverHandle { requests: request_sender, commits }))
+    }
+
+    /// Runs until `shutdown` turns true or a fatal error. Boots the core from the saved safety
+    /// state and starts the next height at once (a restarted network shows liveness).
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<NetworkEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        self.refresh_validators()?;
+        self.metrics.height.set(height_gauge(self.head.height));
+        if let Some(bytes) = self.store.load_safety_state()? {
+            let state = SafetyState::decode(&bytes).map_err(Error::SafetyState)?;
+            info!(height = state.height, view = state.view, "restoring consensus safety state");
+            self.feed(Input::Restore(state))?;
+        }
+        info!(height = self.head.height, "chain head");
+        self.start_height()?;
+        let mut heads = tokio::time::interval(HEADS_INTERVAL);
+        let mut gossip = tokio::time::interval(TX_GOSSIP_INTERVAL);
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline()?,
+                event = events.recv() => match event {
+                    Some(event) => self.on_network(event)?,
+                    None => break,
+                },
+                Some(request) = self.requests.recv() => self.on_request(request)?,
+                _ = heads.tick() => self.network.ask_heads(),
+                _ = gossip.tick(), if !self.tx_outbox.is_empty() => self.flush_tx_gossip(),
+            }
+        }
+        info!(height = self.head.height, "driver stopped");
+        Ok(())
+    }
+
+    /// Feeds one input and executes the outputs, and those of the inputs they lead to, in order.
+    fn feed(&mut self, input: Input) -> Result<(), Error> {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let view_before = self.replica.view();
+            let outputs = self.replica.handle(input);
+            if self.replica.view() > view_before && self.replica.height() == self.head.height + 1 {
+                self.metrics.view_changes.inc();
+                info!(height = self.replica.height(), view = self.replica.view(), "view change");
+            }
+            self.metrics.view.set(i64::try_from(self.replica.view()).unwrap_or(i64::MAX));
+            for output in outputs {
+                self.execute(output, &mut inputs)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, output: Output, inputs: &mut VecDeque<Input>) -> Result<(), Error> {
+        match output {
+            Output::Persist(state) => self.store.save_safety_state(&state.encode())?,
+            Output::Broadcast(message) => self.broadcast(message),
+            Output::Send { to, message } => {
+                if let Some(Some(peer)) = self.validator_peers.get(to as usize) {
+                    self.network.send_direct(*peer, message);
+                }
+            }
+            Output::StartTimer { timer, after_ms } => {
+                self.timers.insert(timer, Instant::now() + Duration::from_millis(after_ms));
+            }
+            Output::RequestProposal { height, view } => {
+                if let Some(digest) = self.build_proposal(height, view)? {
+                    inputs.push_back(Input::ProposalReady { height, view, digest });
+                }
+            }
+            Output::ValidateValue { height, view, digest } => match self.validate_proposal(height, &digest) {
+                Some(valid) => inputs.push_back(Input::ValueValidated { height, digest, valid }),
+                None => {
+                    debug!(height, view, %digest, "proposal body missing; fetching it");
+                    self.awaiting_validation.insert(digest, height);
+                    self.network.request_proposal(digest);
+                }
+            },
+            Output::Decide(certificate) => self.on_decide(certificate)?,
+            Output::Evidence(evidence) => {
+                warn!(
+                    validator = evidence.first.validator,
+                    height = evidence.first.vote.height,
+                    view = evidence.first.vote.view,
+                    "validator signed conflicting votes"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a consensus message to every validator; a proposal travels with its block.
+    fn broadcast(&mut self, message: Message) {
+        let proposed = match &message {
+            Message::PrePrepare(vote) => Some(vote.vote.digest),
+            Message::NewView { proposal, .. } => Some(proposal.vote.digest),
+            _ => None,
+        };
+        let gossip = match proposed.and_then(|digest| self.proposals.get(&digest)) {
+            Some(proposal) => {
+                crate::p2p::protocol::ConsensusGossip::Proposal { message, block: Box::new(proposal.block.clone()) }
+            }
+            None => crate::p2p::protocol::ConsensusGossip::Message(message),
+        };
+        self.network.publish(Topic::Consensus, gossip.encode());
+    }
+
+    /// The decision for a height: commit its block (fetching it first if this node never saw
+    /// it), then move on.
+    fn on_decide(&mut self, certificate: CommitCertificate) -> Result<(), Error> {
+        if certificate.height != self.head.height + 1 {
+            return Ok(());
+        }
+        let Some(proposal) = self.proposals.remove(&certificate.digest) else {
+            info!(height = certificate.height, digest = %certificate.digest, "decided block missing; fetching it");
+            self.network.request_proposal(certificate.digest);
+            self.awaiting_block = Some(certificate);
+            return Ok(());
+        };
+        let block = proposal.block;
+        let execution = match proposal.execution {
+            Some(execution) => execution,
+            None => ledger::audit::check_execution(self.store.as_ref(), &block).map_err(|error| {
+                Error::DecidedBlockInvalid { height: certificate.height, reason: error.to_string() }
+            })?,
+        };
+        self.store.commit(&block, &certificate, execution)?;
+        self.after_commit(CertifiedBlock { block, certificate })?;
+        self.maybe_start_height()
+    }
+
+    /// Everything that follows a commit, whichever path it came by (decision or sync).
+    fn after_commit(&mut self, certified: CertifiedBlock) -> Result<(), Error> {
+        let header = certified.block.header.clone();
+        let txs = certified.block.transactions.len();
+        let bytes: usize = certified.block.transactions.iter().map(|tx| tx.encoded_len()).sum();
+        let latency = self.started_at.elapsed().as_secs_f64();
+        info!(height = header.height, txs, hash = %header.hash(), "committed");
+        self.head = header;
+        self.started = false;
+        self.last_commit_at = Instant::now();
+        self.metrics.block_committed(self.head.height, txs, bytes, latency);
+        self.timers.retain(|timer, _| timer.height > self.head.height);
+        self.proposals.retain(|_, proposal| proposal.block.header.height > self.head.height);
+        self.awaiting_validation.retain(|_, height| *height > self.head.height);
+        if self.awaiting_block.as_ref().is_some_and(|certificate| certificate.height <= self.head.height) {
+            self.awaiting_block = None;
+        }
+        let dropped = self.mempool.prune(self.store.as_ref())?;
+        debug!(dropped, pending = self.mempool.len(), "mempool pruned");
+        self.update_mempool_metrics();
+        self.refresh_validators()?;
+        // Nobody listening is fine.
+        let _ = self.commits.send(Arc::new(certified));
+        Ok(())
+    }
+
+    /// Reloads the set for `head + 1`, its members' peer ids, and the admitted peers (every
+    /// validator of the current and scheduled sets, plus the observers).
+    fn refresh_validators(&mut self) -> Result<(), Error> {
+        let next = self.head.height + 1;
+        self.validators = self.store.validator_set_for(next)?;
+        let schedule = self.store.validator_schedule_at(self.head.height)?;
+        let peer_of = |peer_id: &str| peer_id.parse::<PeerId>().ok();
+        self.validator_peers = schedule.validators_at(next).iter().map(|info| peer_of(&info.peer_id)).collect();
+        let mut admitted: HashSet<PeerId> = self.settings.observers.clone();
+        admitted.extend(schedule.entries.iter().flat_map(|(_, set)| set.iter().filter_map(|v| peer_of(&v.peer_id))));
+        if admitted != self.admitted {
+            info!(peers = admitted.len(), "admitted peers updated");
+            self.network.set_admitted(admitted.clone());
+            self.admitted = admitted;
+        }
+        Ok(())
+    }
+
+    /// Starts `head + 1` in the core if there is work: pending transactions, or the empty-block
+    /// interval has passed.
+    fn maybe_start_height(&mut self) -> Result<(), Error> {
+        if !self.started && !self.mempool.is_empty() {
+            self.start_height()?;
+        }
+        Ok(())
+    }
+
+    fn start_height(&mut self) -> Result<(), Error> {
+        if self.started {
+            return Ok(());
+        }
+        let height = self.head.height + 1;
+        let previous = if self.head.height == 0 { None } else { self.store.block(self.head.height)? };
+        self.started = true;
+        self.started_at = Instant::now();
+        debug!(height, "starting height");
+        self.feed(Input::StartHeight {
+            height,
+            validators: self.validators.clone(),
+            previous: previous.map(|block| block.certificate),
+        })?;
+        // A decision may have arrived with the inputs (a peer's certificate): commit follows.
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let timers = self.timers.values().min().copied().unwrap_or(far);
+        let idle = match (self.started, self.settings.empty_block_interval) {
+            (false, Some(interval)) => self.last_commit_at + interval,
+            _ => far,
+        };
+        timers.min(idle)
+    }
+
+    fn on_deadline(&mut self) -> Result<(), Error> {
+        let now = Instant::now();
+        if !self.started
+            && self.settings.empty_block_interval.is_some_and(|interval| now >= self.last_commit_at + interval)
+        {
+            self.start_height()?;
+        }
+        let due: Vec<Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(timer, _)| *timer).collect();
+        for timer in due {
+            self.timers.remove(&timer);
+            self.feed(Input::TimerFired(timer))?;
+        }
+        Ok(())
+    }
+
+    fn on_request(&mut self, request: Request) -> Result<(), Error> {
+        match request {
+            Request::Submit { transactions, reply } => {
+                let verdicts = self.mempool.admit_batch(self.store.as_ref(), &transactions);
+                for (encoded, verdict) in transactions.into_iter().zip(&verdicts) {
+                    if verdict.is_ok() {
+                        self.tx_outbox.push(encoded);
+                    }
+                }
+                if self.tx_outbox.len() >= TX_GOSSIP_BATCH {
+                    self.flush_tx_gossip();
+                }
+                self.update_mempool_metrics();
+                let _ = reply.send(verdicts);
+                self.maybe_start_height()?;
+            }
+            Request::MempoolSize(reply) => {
+                let _ = reply.send((self.mempool.len(), self.mempool.bytes()));
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_tx_gossip(&mut self) {
+        while !self.tx_outbox.is_empty() {
+            let batch: Vec<Vec<u8>> = self.tx_outbox.drain(..self.tx_outbox.len().min(TX_GOSSIP_BATCH)).collect();
+            let encoded = borsh::to_vec(&TxGossip(batch)).expect("encoding to a Vec cannot fail");
+            self.network.publish(Topic::Transactions, encoded);
+        }
+    }
+
+    fn update_mempool_metrics(&self) {
+        self.metrics.mempool_txs.set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
+        self.metrics.mempool_bytes.set(i64::try_from(self.mempool.bytes()).unwrap_or(i64::MAX));
+    }
+}
+
+fn height_gauge(height: Height) -> i64 {
+    i64::try_from(height).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
+}

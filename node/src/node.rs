@@ -1,0 +1,167 @@
+//! One running node, assembled from its home folder: config, genesis, keys, store, network,
+//! driver and metrics endpoint. `stele start` and the in-process tests both use [`Node::start`].
+
+use std::{collections::HashSet, net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::Context;
+use consensus::SigningKey;
+use genesis::{GenesisDocument, files};
+use ledger::{RocksStore, StoreOptions};
+use libp2p::{Multiaddr, PeerId};
+use tokio::{sync::watch, task::JoinHandle};
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    driver::{self, Driver, DriverHandle},
+    metrics::Metrics,
+    metrics_server,
+    p2p::{self, Limits, NetworkHandle},
+};
+
+/// Where the store lives inside a home folder.
+pub const DATA_DIR: &str = "data";
+/// The configuration file inside a home folder.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// A running node.
+pub struct Node {
+    /// The store (shared for reads; only the driver writes).
+    pub store: Arc<RocksStore>,
+    /// The driver's handle (submit transactions, follow commits).
+    pub driver: DriverHandle,
+    /// The network's handle.
+    pub network: NetworkHandle,
+    /// This node's libp2p peer id.
+    pub peer_id: PeerId,
+    /// Where the node listens for peers.
+    pub p2p_addresses: Vec<Multiaddr>,
+    /// Where the metrics endpoint listens, if enabled.
+    pub metrics_address: Option<SocketAddr>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    shutdown: watch::Sender<bool>,
+    driver_task: JoinHandle<Result<(), driver::Error>>,
+}
+
+impl Node {
+    /// Starts a node from `home` with `config`. The validator key is optional (without one the
+    /// node follows the chain as an observer); the node key is created on first start.
+    pub async fn start(home: &Path, config: &Config) -> anyhow::Result<Node> {
+        let document = GenesisDocument::load(&home.join(files::GENESIS))?;
+        let genesis = document.to_ledger()?;
+        let validator_key_path = home.join(files::VALIDATOR_KEY);
+        let key = if validator_key_path.exists() {
+            genesis::load_key(&validator_key_path)?
+        } else {
+            info!("no {} in the home folder: running as an observer", files::VALIDATOR_KEY);
+            SigningKey::generate().map_err(|error| anyhow::anyhow!("cannot generate a key: {error}"))?
+        };
+        let node_key = load_or_create_node_key(&home.join(files::NODE_KEY))?;
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(node_key.seed())
+            .context("the node key is not a valid ed25519 key")?;
+        let peer_id = keypair.public().to_peer_id();
+
+        let data = home.join(DATA_DIR);
+        let store = RocksStore::open(
+            &data,
+            &genesis,
+            StoreOptions { sync_writes: config.storage.sync_writes, read_only: false },
+        )
+        .with_context(|| format!("cannot open the store at {}", data.display()))?;
+        let store = Arc::new(store);
+
+        let observers = parse_peer_ids(&config.network.observers).context("network.observers")?;
+        let settings = p2p::Settings {
+            keypair,
+            chain_id: genesis.chain_id.clone(),
+            listen: config.network.listen.parse().context("network.listen")?,
+            bootstrap: config
+                .network
+                .bootstrap
+                .iter()
+                .map(|address| address.parse().with_context(|| format!("network.bootstrap: {address}")))
+                .collect::<anyhow::Result<_>>()?,
+            admitted: HashSet::new(),
+            limits: Limits {
+                max_connections: config.network.max_connections,
+                max_message_bytes: config.network.max_message_bytes,
+            },
+        };
+        let (network, events) = p2p::start(settings, store.clone()).await?;
+        let p2p_addresses = network.listen_addresses().await;
+
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown, shutdown_receiver) = watch::channel(false);
+        let metrics_address = match config.metrics.listen {
+            Some(address) => Some(
+                metrics_server::serve(address, metrics.clone(), shutdown_receiver.clone())
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {address}"))?,
+            ),
+            None => None,
+        };
+        let empty_block_interval = Some(config.consensus.empty_block_interval).filter(|interval| !interval.is_zero());
+        let (driver, driver_handle) = Driver::new(
+            driver::Settings {
+                chain_id: genesis.chain_id.clone(),
+                key,
+                mempool: (&config.mempool).into(),
+                empty_block_interval,
+                observers,
+            },
+            store.clone(),
+            network.clone(),
+            metrics.clone(),
+        )?;
+        let driver_task = tokio::spawn(driver.run(events, shutdown_receiver));
+        info!(peer = %peer_id, chain = %genesis.chain_id, "node started");
+        Ok(Node {
+            store,
+            driver: driver_handle,
+            network,
+            peer_id,
+            p2p_addresses,
+            metrics_address,
+            metrics,
+            shutdown,
+            driver_task,
+        })
+    }
+
+    /// Runs until `stop` completes (then shuts down cleanly) or the driver stops on its own
+    /// with a fatal error, which is returned.
+    pub async fn run_until(mut self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::select! {
+            () = stop => self.shutdown().await,
+            result = &mut self.driver_task => match result {
+                Ok(result) => result.map_err(Into::into),
+                Err(error) => Err(anyhow::anyhow!("the driver task failed: {error}")),
+            },
+        }
+    }
+
+    /// Stops the driver and the servers, and waits for the driver (and so every write) to end.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        match self.driver_task.await {
+            Ok(result) => result.map_err(Into::into),
+            Err(error) => Err(anyhow::anyhow!("the driver task failed: {error}")),
+        }
+    }
+}
+
+/// Reads the node's libp2p key, creating it (mode 0600) on first start.
+fn load_or_create_node_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        return Ok(genesis::load_key(path)?);
+    }
+    let key = SigningKey::generate().map_err(|error| anyhow::anyhow!("cannot generate a key: {error}"))?;
+    genesis::write_key(path, &key)?;
+    warn!(path = %path.display(), "created a new node key");
+    Ok(key)
+}
+
+fn parse_peer_ids(peers: &[String]) -> anyhow::Result<HashSet<PeerId>> {
+    peers.iter().map(|peer| peer.parse().with_context(|| format!("{peer:?} is not a peer id"))).collect()
+}
