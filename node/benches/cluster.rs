@@ -2,7 +2,7 @@
 //! 127.0.0.1 with RocksDB (synced writes), loaded through the driver's submission path.
 //!
 //! `cargo bench -p node --bench cluster` (or `cargo bench --workspace --bench cluster`);
-//! `CLUSTER_TXS` (default 20000) and `CLUSTER_ACCOUNTS` (default 40) size the load.
+//! `CLUSTER_TXS` (default 100000) and `CLUSTER_ACCOUNTS` (default 200) size the load.
 
 #![allow(missing_docs)]
 
@@ -14,15 +14,18 @@ use std::time::{Duration, Instant};
 
 use consensus::SigningKey;
 use harness::{Cluster, chain_id, run};
-use ledger::{Address, BlockReader, Payload, Role, SignedTransaction, Transaction};
+use ledger::{Address, BlockReader, Payload, Role, Transaction};
+
+/// Transactions per submission call (what one RPC batch would carry).
+const SUBMIT_BATCH: usize = 500;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
-    let total = env("CLUSTER_TXS", 20_000);
-    let accounts = env("CLUSTER_ACCOUNTS", 40);
+    let total = env("CLUSTER_TXS", 100_000);
+    let accounts = env("CLUSTER_ACCOUNTS", 200);
     run(Duration::from_secs(1800), || async move {
         let mut cluster = Cluster::generate(4);
         cluster.start_all().await;
@@ -41,35 +44,41 @@ fn main() {
 
         let per_account = total / accounts;
         let recipient = Address::of(&SigningKey::from_seed([0xee; 32]).public_key());
-        let mut batches: Vec<Vec<SignedTransaction>> = Vec::new();
+        // Pre-signed before the clock starts. Each node gets a quarter of the accounts, their
+        // transactions in nonce order, as concurrent clients would send them.
+        let mut per_node: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 4];
+        let mut last = Vec::new();
         for nonce in 0..per_account {
-            let batch = senders
-                .iter()
-                .map(|sender| {
-                    Transaction {
-                        chain_id: chain_id(),
-                        signer: sender.public_key(),
-                        nonce,
-                        payload: Payload::Transfer { to: recipient, amount: 1 },
-                    }
-                    .sign(sender)
-                })
-                .collect();
-            batches.push(batch);
+            for (index, sender) in senders.iter().enumerate() {
+                let transaction = Transaction {
+                    chain_id: chain_id(),
+                    signer: sender.public_key(),
+                    nonce,
+                    payload: Payload::Transfer { to: recipient, amount: 1 },
+                }
+                .sign(sender);
+                if nonce + 1 == per_account {
+                    last.push(transaction.hash());
+                }
+                per_node[index % 4].push(transaction.encode());
+            }
         }
-        let last: Vec<_> =
-            batches.last().map(|batch| batch.iter().map(SignedTransaction::hash).collect()).unwrap_or_default();
         let start_height = cluster.head(0);
         let started = Instant::now();
-        // Each account's transactions go to one node in nonce order (round-robin over nodes by
-        // account), as clients would send them.
+        let submissions = per_node.into_iter().enumerate().map(|(index, transactions)| {
+            let driver = cluster.node(index).driver.clone();
+            tokio::spawn(async move {
+                let mut admitted = 0u64;
+                for chunk in transactions.chunks(SUBMIT_BATCH) {
+                    let verdicts = driver.submit(chunk.to_vec()).await.expect("driver");
+                    admitted += verdicts.iter().filter(|verdict| verdict.is_ok()).count() as u64;
+                }
+                admitted
+            })
+        });
         let mut submitted = 0u64;
-        for batch in &batches {
-            for (node, chunk) in batch.chunks(batch.len().div_ceil(4)).enumerate() {
-                let encoded = chunk.iter().map(SignedTransaction::encode).collect();
-                let verdicts = cluster.node(node).driver.submit(encoded).await.expect("driver");
-                submitted += verdicts.iter().filter(|verdict| verdict.is_ok()).count() as u64;
-            }
+        for submission in submissions.collect::<Vec<_>>() {
+            submitted += submission.await.expect("submission task");
         }
         let submit_seconds = started.elapsed().as_secs_f64();
         cluster.wait_committed(&last).await;

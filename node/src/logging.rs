@@ -12,7 +12,9 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
         _ => config.filter.clone(),
     };
     let filter = EnvFilter::try_new(&filter).map_err(|error| anyhow::anyhow!("log.filter {filter:?}: {error}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: log files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let installed = match config.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -2,6 +2,7 @@
 
 mod keys;
 mod start;
+mod testnet;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,9 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Run a node from its home folder until SIGINT or SIGTERM.
     Start(start::StartArgs),
+    /// Local networks on 127.0.0.1.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
 }
 
 /// Runs the parsed command.
@@ -27,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keys(command) => keys::run(command),
         Command::Start(arguments) => start::run(arguments),
+        Command::Testnet(command) => testnet::run(command),
     }
 }

@@ -58,9 +58,11 @@ impl Driver {
             NetworkEvent::Blocks { peer, blocks } => self.on_blocks(peer, blocks)?,
             NetworkEvent::RequestFailed { peer } => self.on_request_failed(peer),
             NetworkEvent::Connected(_) => {
+                self.connected += 1;
                 self.metrics.peers.inc();
             }
             NetworkEvent::Disconnected(peer) => {
+                self.connected = self.connected.saturating_sub(1);
                 self.metrics.peers.dec();
                 self.on_request_failed(peer);
             }

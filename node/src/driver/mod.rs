@@ -118,6 +118,8 @@ const COMMIT_BUFFER: usize = 1024;
 const TX_GOSSIP_BATCH: usize = 1024;
 /// ...and at least this often while some wait.
 const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(10);
+/// At boot, how long to wait for a quorum of peers before starting the next height anyway.
+const BOOT_GRACE: Duration = Duration::from_secs(3);
 /// How often peers are asked for their heads (to notice being behind).
 const HEADS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -154,6 +156,10 @@ pub struct Driver {
     sync: sync::SyncState,
     /// Admitted transactions not yet gossiped.
     tx_outbox: Vec<Vec<u8>>,
+    /// Connected peers.
+    connected: usize,
+    /// Before the first height starts (waiting for peers).
+    booting: bool,
 }
 
 impl Driver {
@@ -199,6 +205,8 @@ impl Driver {
             awaiting_block: None,
             sync: sync::SyncState::default(),
             tx_outbox: Vec::new(),
+            connected: 0,
+            booting: false,
         };
         Ok((driver, DriverHandle { requests: request_sender, commits }))
     }
@@ -218,11 +226,18 @@ impl Driver {
             self.feed(Input::Restore(state))?;
         }
         info!(height = self.head.height, "chain head");
-        self.start_height()?;
+        // The first height starts once enough peers are connected to hear the proposal (or
+        // after a grace period), instead of wasting view 0 on a leader nobody hears.
+        let boot_deadline = Instant::now() + BOOT_GRACE;
+        self.booting = true;
         let mut heads = tokio::time::interval(HEADS_INTERVAL);
         let mut gossip = tokio::time::interval(TX_GOSSIP_INTERVAL);
         loop {
-            let deadline = self.next_deadline();
+            if self.booting && (Instant::now() >= boot_deadline || self.connected + 1 >= self.validators.quorum()) {
+                self.booting = false;
+                self.start_height()?;
+            }
+            let deadline = if self.booting { boot_deadline } else { self.next_deadline() };
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,

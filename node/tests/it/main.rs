@@ -1,5 +1,7 @@
 //! End-to-end tests of the `stele` binary.
 
+mod processes;
+
 use std::process::Command;
 
 fn stele() -> Command {

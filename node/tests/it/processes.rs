@@ -1,0 +1,142 @@
+//! Four `stele start` processes on 127.0.0.1: blocks flow, SIGTERM stops a node cleanly,
+//! kill -9 loses nothing, and the chain each node stored audits from genesis.
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use ledger::{BlockReader, RocksStore, StoreOptions};
+
+use super::stele;
+
+/// Child processes killed when the test ends, however it ends.
+struct Processes(Vec<Option<Child>>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A base port whose next `count` ports are free now.
+fn free_port_range(count: u16) -> u16 {
+    for attempt in 0..200u16 {
+        let base = 20_000 + (std::process::id() as u16 % 500) * 40 + attempt * 97 % 20_000;
+        if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+fn start(home: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log")).expect("log file");
+    stele()
+        .args(["start", "--home"])
+        .arg(home)
+        .env("STELE__CONSENSUS__EMPTY_BLOCK_INTERVAL", "300ms")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn stele start")
+}
+
+/// `stele_height` from a node's metrics endpoint, if it answers.
+fn height(metrics_port: u16) -> Option<u64> {
+    let mut stream = TcpStream::connect(("127.0.0.1", metrics_port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.lines().find_map(|line| line.strip_prefix("stele_height ")).and_then(|value| value.trim().parse().ok())
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn terminate(child: &mut Child) -> ExitStatus {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the node did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(12);
+    let generated = stele()
+        .args(["testnet", "generate", "--validators", "4", "--base-port", &base.to_string(), "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run stele");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let homes: Vec<PathBuf> = (0..4).map(|index| dir.path().join(format!("node{index}"))).collect();
+    let metrics_port = |index: usize| base + 3 * index as u16 + 2;
+    let mut processes = Processes(homes.iter().map(|home| Some(start(home))).collect());
+    let heights = |processes: &Processes| -> Vec<Option<u64>> {
+        (0..4).map(|index| processes.0[index].as_ref().and_then(|_| height(metrics_port(index)))).collect()
+    };
+    wait_for("every node past height 3", || heights(&processes).iter().all(|h| h.is_some_and(|h| h >= 3)));
+
+    // SIGTERM: a clean stop with status 0.
+    let mut stopped = processes.0[1].take().expect("running");
+    let status = terminate(&mut stopped);
+    assert!(status.success(), "SIGTERM exit status {status}");
+    // kill -9: the node dies wherever it was.
+    let mut killed = processes.0[2].take().expect("running");
+    killed.kill().expect("kill -9");
+    killed.wait().expect("reap");
+    // Two of four cannot make a quorum; restart both and the network goes on.
+    let before = heights(&processes).into_iter().flatten().max().expect("a height");
+    processes.0[1] = Some(start(&homes[1]));
+    processes.0[2] = Some(start(&homes[2]));
+    wait_for("every node past the height before the restarts", || {
+        heights(&processes).iter().all(|h| h.is_some_and(|h| h >= before + 3))
+    });
+
+    for index in 0..4 {
+        let mut child = processes.0[index].take().expect("running");
+        let status = terminate(&mut child);
+        assert!(status.success(), "node{index}: SIGTERM exit status {status}");
+    }
+
+    // Every node's chain audits from genesis, and they agree block by block.
+    let document = genesis::GenesisDocument::load(&dir.path().join("genesis.json")).expect("genesis");
+    let genesis = document.to_ledger().expect("genesis");
+    let mut heads = Vec::new();
+    for home in &homes {
+        let options = StoreOptions { sync_writes: true, read_only: true };
+        let store = RocksStore::open(&home.join("data"), &genesis, options).expect("open store");
+        let report = ledger::audit::audit_chain(&store, &genesis, |_| {}).expect("the chain audits");
+        heads.push((report.blocks, store));
+        let log = std::fs::read_to_string(home.join("node.log")).expect("log");
+        assert!(!log.contains("conflicting votes"), "{}: a validator signed conflicting votes", home.display());
+    }
+    let common = heads.iter().map(|(height, _)| *height).min().expect("heads");
+    assert!(common >= before);
+    for height in 1..=common {
+        let hashes: Vec<_> =
+            heads.iter().map(|(_, store)| store.block(height).expect("read").expect("block").block.hash()).collect();
+        assert!(hashes.windows(2).all(|pair| pair[0] == pair[1]), "nodes disagree at height {height}");
+    }
+}
