@@ -227,3 +227,65 @@ fn a_node_missing_ten_thousand_blocks_syncs_them_all() {
         cluster.stop_all().await;
     });
 }
+
+#[test]
+fn an_admitted_peer_that_gossips_invalid_messages_loses_score() {
+    run(LIMIT, || async {
+        let mut cluster = Cluster::generate(4);
+        let observer_key = consensus::SigningKey::generate().expect("key");
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(observer_key.seed()).expect("keypair");
+        let observer_id = keypair.public().to_peer_id();
+        for index in 0..4 {
+            let mut config = cluster.config(index);
+            config.network.observers = vec![observer_id.to_string()];
+            cluster.start_with(index, config).await;
+        }
+        cluster.wait_height(1).await;
+        let node0: libp2p::PeerId = cluster.network.nodes[0].peer_id.parse().expect("peer id");
+        let settings = p2p::Settings {
+            keypair,
+            chain_id: harness::chain_id(),
+            listen: format!("/ip4/127.0.0.1/tcp/{}", free_port()).parse().expect("multiaddr"),
+            bootstrap: vec![cluster.address(0).parse().expect("multiaddr")],
+            admitted: HashSet::from([node0]),
+            limits: Limits { max_connections: 8, max_message_bytes: 1 << 20 },
+        };
+        let reader: std::sync::Arc<dyn BlockReader + Send + Sync> = cluster.node(1).store.clone();
+        let (observer, _events) = p2p::start(settings, reader).await.expect("observer network");
+        // Admitted: it connects.
+        let mut connected = false;
+        for _ in 0..100 {
+            if cluster.node(0).network.peers().await.iter().any(|peer| peer.peer_id == observer_id) {
+                connected = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(connected, "the admitted observer never connected");
+        let score = |peers: Vec<p2p::PeerInfo>| peers.into_iter().find(|peer| peer.peer_id == observer_id)?.score;
+        // Garbage on the consensus topic, a different payload each time (ids are content hashes).
+        let mut penalised = false;
+        for attempt in 0u32..100 {
+            observer.publish(
+                p2p::Topic::Consensus,
+                [b"not a consensus message".as_slice(), &attempt.to_le_bytes()].concat(),
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if score(cluster.node(0).network.peers().await).is_some_and(|score| score < 0.0) {
+                penalised = true;
+                break;
+            }
+        }
+        assert!(penalised, "rejected gossip did not lower the sender's score");
+        // The honest validators keep a non-negative score and the chain goes on.
+        for peer in cluster.node(0).network.peers().await {
+            if peer.peer_id != observer_id {
+                assert!(peer.score.unwrap_or(0.0) >= 0.0, "an honest peer was penalised");
+            }
+        }
+        let transaction = cluster.transfer(1);
+        let hash = cluster.submit(2, &[transaction]).await;
+        cluster.wait_committed(&hash).await;
+        cluster.stop_all().await;
+    });
+}
