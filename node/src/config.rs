@@ -94,6 +94,8 @@ pub struct RpcConfig {
     pub listen: SocketAddr,
     /// Largest request body, in bytes.
     pub max_request_bytes: u32,
+    /// Largest response body, in bytes (a page of large blocks needs room).
+    pub max_response_bytes: u32,
     /// Most calls in one batch request.
     pub max_batch: u32,
     /// Most simultaneous connections.
@@ -109,6 +111,7 @@ impl Default for RpcConfig {
         RpcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
             max_request_bytes: 2 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
             max_batch: 100,
             max_connections: 256,
             max_subscriptions_per_connection: 16,
@@ -274,10 +277,17 @@ impl Config {
         {
             return Err(invalid("network.bootstrap", format!("{bad:?} must be a multiaddr ending in /p2p/<peer id>")));
         }
-        let positive: [(&'static str, u64); 9] = [
+        if !self.rpc.cors_origins.is_empty() {
+            return Err(invalid(
+                "rpc.cors_origins",
+                "browser (CORS) access is not supported yet; leave the list empty and call the API from a server or the CLI",
+            ));
+        }
+        let positive: [(&'static str, u64); 10] = [
             ("network.max_connections", self.network.max_connections.into()),
             ("network.max_message_bytes", self.network.max_message_bytes as u64),
             ("rpc.max_request_bytes", self.rpc.max_request_bytes.into()),
+            ("rpc.max_response_bytes", self.rpc.max_response_bytes.into()),
             ("rpc.max_batch", self.rpc.max_batch.into()),
             ("rpc.max_connections", self.rpc.max_connections.into()),
             ("rpc.max_subscriptions_per_connection", self.rpc.max_subscriptions_per_connection.into()),

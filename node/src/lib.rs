@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod metrics_server;
 pub mod node;
 pub mod p2p;
+pub mod rpc_backend;

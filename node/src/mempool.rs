@@ -190,6 +190,17 @@ impl Mempool {
         Ok(hash)
     }
 
+    /// Whether some account's next nonce is pending, so a block would carry a transaction
+    /// (transactions waiting behind a nonce gap are not work).
+    pub fn has_ready(&self, state: &impl StateReader) -> Result<bool, StoreError> {
+        for (address, (_, nonces)) in &self.accounts {
+            if nonces.contains_key(&read_account(state, address)?.nonce) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Transactions for the next block: each account's pending transactions from its next nonce
     /// on, without gaps, accounts taking turns in arrival order, up to the limits.
     pub fn reap(

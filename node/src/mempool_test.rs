@@ -153,3 +153,20 @@ fn pruning_drops_transactions_whose_signer_lost_the_role() {
     assert!(pool.is_empty());
     assert_eq!(pool.bytes(), 0);
 }
+
+#[test]
+fn transactions_behind_a_nonce_gap_are_not_ready() {
+    let chain = chain();
+    let mut pool = Mempool::new(chain_id(), MempoolConfig::default());
+    assert!(!pool.has_ready(&chain.store).expect("read"));
+    admit(&mut pool, &chain, &[transfer(10, 1), transfer(11, 3)]).into_iter().for_each(|v| {
+        v.expect("admitted");
+    });
+    // Pending, but neither account's next nonce (0) is there: no block would carry them.
+    assert!(!pool.is_empty());
+    assert!(!pool.has_ready(&chain.store).expect("read"));
+    admit(&mut pool, &chain, &[transfer(10, 0)]).into_iter().for_each(|v| {
+        v.expect("admitted");
+    });
+    assert!(pool.has_ready(&chain.store).expect("read"));
+}

@@ -17,6 +17,7 @@ use crate::{
     metrics::Metrics,
     metrics_server,
     p2p::{self, Limits, NetworkHandle},
+    rpc_backend::NodeBackend,
 };
 
 /// Where the store lives inside a home folder.
@@ -36,11 +37,14 @@ pub struct Node {
     pub peer_id: PeerId,
     /// Where the node listens for peers.
     pub p2p_addresses: Vec<Multiaddr>,
+    /// Where the JSON-RPC server (HTTP and WebSocket) listens.
+    pub rpc_address: SocketAddr,
     /// Where the metrics endpoint listens, if enabled.
     pub metrics_address: Option<SocketAddr>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
+    rpc: rpc::RpcServer,
     driver_task: JoinHandle<Result<(), driver::Error>>,
 }
 
@@ -114,6 +118,22 @@ impl Node {
             network.clone(),
             metrics.clone(),
         )?;
+        let backend = NodeBackend {
+            store: store.clone(),
+            genesis_hash: document.hash()?,
+            driver: driver_handle.clone(),
+            network: network.clone(),
+        };
+        let limits = rpc::Limits {
+            max_request_bytes: config.rpc.max_request_bytes,
+            max_response_bytes: config.rpc.max_response_bytes,
+            max_batch: config.rpc.max_batch,
+            max_connections: config.rpc.max_connections,
+            max_subscriptions_per_connection: config.rpc.max_subscriptions_per_connection,
+        };
+        let rpc = rpc::start(config.rpc.listen, limits, Arc::new(backend))
+            .await
+            .with_context(|| format!("cannot serve JSON-RPC on {}", config.rpc.listen))?;
         let driver_task = tokio::spawn(driver.run(events, shutdown_receiver));
         info!(peer = %peer_id, chain = %genesis.chain_id, "node started");
         Ok(Node {
@@ -122,9 +142,11 @@ impl Node {
             network,
             peer_id,
             p2p_addresses,
+            rpc_address: rpc.address(),
             metrics_address,
             metrics,
             shutdown,
+            rpc,
             driver_task,
         })
     }
@@ -143,6 +165,7 @@ impl Node {
 
     /// Stops the driver and the servers, and waits for the driver (and so every write) to end.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.rpc.stop().await;
         let _ = self.shutdown.send(true);
         match self.driver_task.await {
             Ok(result) => result.map_err(Into::into),

@@ -1,5 +1,16 @@
 //! How the world talks to a Stele node: the JSON-RPC API (jsonrpsee, HTTP and WebSocket on one
 //! port), its wire types and the server over a small backend trait that the node implements.
 //!
-//! Depends on `ledger` for the types it serves; never on the node, networking or consensus
-//! internals. Arrives with the JSON-RPC issue; empty until then.
+//! Depends on `ledger` and `consensus` for the types it serves; never on the node or
+//! networking. The API is one trait ([`api::SteleApiServer`] / [`api::SteleApiClient`]), so the
+//! server and the Rust client cannot drift; [`error`] is the one place that maps failures to
+//! JSON-RPC codes.
+
+pub mod api;
+mod backend;
+pub mod error;
+mod server;
+pub mod types;
+
+pub use backend::{Backend, NodeStatus, Peer, SubmitError};
+pub use server::{Limits, RpcServer, start};

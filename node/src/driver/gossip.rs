@@ -168,7 +168,6 @@ impl Driver {
         // transaction is one the sender should never have admitted.
         let sender_fault = verdicts.iter().any(|verdict| matches!(verdict, Err(AdmitError::Invalid(_))));
         let admitted = verdicts.iter().any(Result::is_ok);
-        self.maybe_start_height()?;
         Ok(if sender_fault {
             MessageAcceptance::Reject
         } else if admitted {

@@ -75,6 +75,21 @@ pub struct Settings {
 enum Request {
     Submit { transactions: Vec<Vec<u8>>, reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>> },
     MempoolSize(oneshot::Sender<(usize, usize)>),
+    IsPending(Digest, oneshot::Sender<bool>),
+    Status(oneshot::Sender<Status>),
+}
+
+/// The driver's state, for `chain_status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The consensus view of the height being decided.
+    pub view: consensus::View,
+    /// Whether this node's key is in the set of the next height.
+    pub validator: bool,
+    /// Whether a sync request is in flight.
+    pub syncing: bool,
+    /// Pending transactions.
+    pub mempool_txs: usize,
 }
 
 /// The driver stopped; the node is shutting down.
@@ -102,6 +117,20 @@ impl DriverHandle {
     pub async fn mempool_size(&self) -> Result<(usize, usize), Stopped> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(Request::MempoolSize(reply)).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// Whether a transaction is pending in the mempool.
+    pub async fn is_pending(&self, hash: Digest) -> Result<bool, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::IsPending(hash, reply)).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// The driver's state.
+    pub async fn status(&self) -> Result<Status, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::Status(reply)).await.map_err(|_| Stopped)?;
         answer.await.map_err(|_| Stopped)
     }
 
@@ -250,6 +279,7 @@ impl Driver {
                 _ = heads.tick() => self.network.ask_heads(),
                 _ = gossip.tick(), if !self.tx_outbox.is_empty() => self.flush_tx_gossip(),
             }
+            self.maybe_start_height()?;
         }
         info!(height = self.head.height, "driver stopped");
         Ok(())
@@ -347,8 +377,7 @@ impl Driver {
             })?,
         };
         self.store.commit(&block, &certificate, execution)?;
-        self.after_commit(CertifiedBlock { block, certificate })?;
-        self.maybe_start_height()
+        self.after_commit(CertifiedBlock { block, certificate })
     }
 
     /// Everything that follows a commit, whichever path it came by (decision or sync).
@@ -395,10 +424,11 @@ impl Driver {
         Ok(())
     }
 
-    /// Starts `head + 1` in the core if there is work: pending transactions, or the empty-block
-    /// interval has passed.
+    /// Starts `head + 1` in the core if there is work: a transaction a block could carry. Called
+    /// by the main loop after each event, never from inside `feed` (a single validator decides
+    /// within `feed`, and starting the next height there would recurse).
     fn maybe_start_height(&mut self) -> Result<(), Error> {
-        if !self.started && !self.mempool.is_empty() {
+        if !self.started && !self.booting && !self.mempool.is_empty() && self.mempool.has_ready(self.store.as_ref())? {
             self.start_height()?;
         }
         Ok(())
@@ -461,10 +491,20 @@ impl Driver {
                 }
                 self.update_mempool_metrics();
                 let _ = reply.send(verdicts);
-                self.maybe_start_height()?;
             }
             Request::MempoolSize(reply) => {
                 let _ = reply.send((self.mempool.len(), self.mempool.bytes()));
+            }
+            Request::IsPending(hash, reply) => {
+                let _ = reply.send(self.mempool.contains(&hash));
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(Status {
+                    view: self.replica.view(),
+                    validator: self.validators.index_of(&self.settings.key.public_key()).is_some(),
+                    syncing: self.sync.is_syncing(),
+                    mempool_txs: self.mempool.len(),
+                });
             }
         }
         Ok(())

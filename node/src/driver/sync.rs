@@ -22,6 +22,13 @@ pub(super) struct SyncState {
     in_flight: Option<PeerId>,
 }
 
+impl SyncState {
+    /// Whether blocks are being fetched.
+    pub(super) fn is_syncing(&self) -> bool {
+        self.in_flight.is_some()
+    }
+}
+
 impl Driver {
     pub(super) fn on_peer_head(&mut self, peer: PeerId, head: Height) {
         self.sync.heads.insert(peer, head);
@@ -79,13 +86,8 @@ impl Driver {
             }
         }
         if self.head.height > first_height {
+            // The main loop starts the next height if there is work.
             info!(from = first_height + 1, to = self.head.height, %peer, "synced blocks");
-            if let Some(head) = self.sync.heads.get(&peer)
-                && *head <= self.head.height
-            {
-                // Caught up with this peer: rejoin consensus at the new head.
-                self.maybe_start_height()?;
-            }
         }
         self.request_next_blocks();
         Ok(())

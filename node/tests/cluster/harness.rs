@@ -62,7 +62,12 @@ impl Cluster {
     pub fn config(&self, index: usize) -> Config {
         let mut config = Config::default();
         config.network.listen = format!("/ip4/127.0.0.1/tcp/{}", self.ports[index]);
-        config.network.bootstrap = vec![self.address(if index == 0 { 1 } else { 0 })];
+        config.network.bootstrap = match (index, self.ports.len()) {
+            (_, 1) => Vec::new(),
+            (0, _) => vec![self.address(1)],
+            _ => vec![self.address(0)],
+        };
+        config.rpc.listen = "127.0.0.1:0".parse().expect("address");
         config.metrics.listen = None;
         config.consensus.empty_block_interval = Duration::ZERO;
         config

@@ -1,0 +1,109 @@
+//! What the API needs from a node: reads of its store, and the few things only the running
+//! node knows (its mempool, its peers, its consensus view).
+
+use std::sync::Arc;
+
+use consensus::{Digest, Height, View};
+use jsonrpsee::core::async_trait;
+use ledger::{BlockReader, CertifiedBlock, StateHistory};
+use tokio::sync::broadcast;
+
+/// Why a transaction was not admitted; each maps to its own JSON-RPC code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// Not hex, or not a transaction's encoding.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Signed for another chain.
+    #[error("wrong chain: {0}")]
+    WrongChain(String),
+    /// The nonce was already used.
+    #[error("nonce {found} is too low: the account's next nonce is {expected}")]
+    NonceTooLow {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's.
+        found: u64,
+    },
+    /// The nonce is too far ahead.
+    #[error("nonce {found} is too high: at most {max} is accepted now")]
+    NonceTooHigh {
+        /// Highest accepted now.
+        max: u64,
+        /// The transaction's.
+        found: u64,
+    },
+    /// The signer lacks the role.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// Over a size limit.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// The mempool is at a limit; retry after the next block.
+    #[error("mempool full: {0}")]
+    MempoolFull(String),
+    /// Already pending (the same transaction, or another with this nonce).
+    #[error("already pending: {0}")]
+    AlreadyPending(String),
+    /// Some other field is invalid.
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+    /// The node cannot take transactions now (shutting down, storage failure).
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What only the running node knows about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The consensus view of the height being decided.
+    pub view: View,
+    /// Whether this node's key is in the validator set of the next height.
+    pub validator: bool,
+    /// Whether it is fetching blocks from peers that are ahead.
+    pub syncing: bool,
+    /// Connected peers.
+    pub peers: usize,
+    /// Pending transactions.
+    pub mempool_txs: usize,
+}
+
+/// A connected peer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Peer {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Remote address.
+    pub address: String,
+    /// gossipsub score (negative after rejected messages).
+    pub score: Option<f64>,
+}
+
+/// The node behind the API. The store is read directly (it is safe to read while the node
+/// writes); everything else goes through the node.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The store type.
+    type Store: BlockReader + StateHistory + Send + Sync + 'static;
+    /// The node's store.
+    fn store(&self) -> &Self::Store;
+    /// Hash of the genesis document.
+    fn genesis_hash(&self) -> Digest;
+    /// Admits an encoded transaction to the mempool (and gossips it).
+    async fn submit(&self, transaction: Vec<u8>) -> Result<Digest, SubmitError>;
+    /// Whether a transaction is pending in the mempool.
+    async fn is_pending(&self, hash: Digest) -> bool;
+    /// Blocks committed from now on, in order.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<CertifiedBlock>>;
+    /// The node's own status.
+    async fn status(&self) -> NodeStatus;
+    /// Connected peers.
+    async fn peers(&self) -> Vec<Peer>;
+    /// Most recent height whose state this node keeps proofs for (the head).
+    fn head_height(&self) -> Result<Height, ledger::StoreError> {
+        Ok(self.store().head()?.height)
+    }
+}

@@ -1,0 +1,75 @@
+//! The one place that maps failures to JSON-RPC error codes. Codes are stable: clients may match
+//! on them. Standard codes (-32700 parse error, -32600 invalid request, -32601 method not found,
+//! -32602 invalid params) come from jsonrpsee; Stele's own are below.
+
+use jsonrpsee::types::ErrorObjectOwned;
+
+use crate::SubmitError;
+
+/// Params that do not parse (wrong type, bad hex, out of range).
+pub const INVALID_PARAMS: i32 = -32602;
+/// A transaction that is not hex or not a transaction's encoding.
+pub const MALFORMED_TRANSACTION: i32 = -32001;
+/// A transaction whose signature does not verify.
+pub const BAD_SIGNATURE: i32 = -32002;
+/// A transaction for another chain.
+pub const WRONG_CHAIN: i32 = -32003;
+/// A nonce already used.
+pub const NONCE_TOO_LOW: i32 = -32004;
+/// A nonce too far ahead of the account's.
+pub const NONCE_TOO_HIGH: i32 = -32005;
+/// The signer lacks the role the payload needs.
+pub const PERMISSION_DENIED: i32 = -32006;
+/// Over a size limit.
+pub const TOO_LARGE: i32 = -32007;
+/// The mempool is full: retry after the next block.
+pub const MEMPOOL_FULL: i32 = -32008;
+/// The transaction (or another with its nonce) is already pending.
+pub const ALREADY_PENDING: i32 = -32009;
+/// Another invalid field.
+pub const INVALID_TRANSACTION: i32 = -32010;
+/// No such block, transaction or height.
+pub const NOT_FOUND: i32 = -32011;
+/// `tx_submitAndWait` gave up before the transaction was committed (it may still be).
+pub const TIMEOUT: i32 = -32012;
+/// The node cannot serve this now (shutting down, storage failure).
+pub const UNAVAILABLE: i32 = -32013;
+
+/// An error with a code and a plain message.
+pub fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), None::<()>)
+}
+
+/// Invalid params, naming what is wrong.
+pub fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    error(INVALID_PARAMS, message)
+}
+
+/// Not found, naming what.
+pub fn not_found(message: impl Into<String>) -> ErrorObjectOwned {
+    error(NOT_FOUND, message)
+}
+
+/// A storage failure (never the caller's fault).
+pub fn unavailable(error: impl std::fmt::Display) -> ErrorObjectOwned {
+    self::error(UNAVAILABLE, format!("node unavailable: {error}"))
+}
+
+impl From<SubmitError> for ErrorObjectOwned {
+    fn from(failure: SubmitError) -> Self {
+        let code = match &failure {
+            SubmitError::Malformed(_) => MALFORMED_TRANSACTION,
+            SubmitError::BadSignature => BAD_SIGNATURE,
+            SubmitError::WrongChain(_) => WRONG_CHAIN,
+            SubmitError::NonceTooLow { .. } => NONCE_TOO_LOW,
+            SubmitError::NonceTooHigh { .. } => NONCE_TOO_HIGH,
+            SubmitError::PermissionDenied(_) => PERMISSION_DENIED,
+            SubmitError::TooLarge(_) => TOO_LARGE,
+            SubmitError::MempoolFull(_) => MEMPOOL_FULL,
+            SubmitError::AlreadyPending(_) => ALREADY_PENDING,
+            SubmitError::Invalid(_) => INVALID_TRANSACTION,
+            SubmitError::Unavailable(_) => UNAVAILABLE,
+        };
+        error(code, failure.to_string())
+    }
+}

@@ -1,0 +1,272 @@
+//! The JSON the API speaks. Hashes, keys and addresses are 0x-hex strings; byte strings
+//! (transactions, record keys and values, proofs) are 0x-hex of their bytes.
+
+use consensus::{ChainId, CommitCertificate, Digest, Height, PublicKey, View};
+use ledger::{Address, BlockHeader, Payload, Role, SignedTransaction, ValidatorInfo};
+use serde::{Deserialize, Serialize};
+
+/// `0x` followed by lowercase hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Bytes from hex with or without `0x`.
+pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    hex::decode(digits).map_err(|error| format!("not hex: {error}"))
+}
+
+/// A block by height or by hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BlockId {
+    /// Its height.
+    Height(Height),
+    /// Its header hash.
+    Hash(Digest),
+}
+
+/// `chain_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// Hash of the genesis document.
+    pub genesis_hash: Digest,
+    /// Height of the last committed block.
+    pub height: Height,
+    /// Its hash.
+    pub head_hash: Digest,
+    /// The state root after it.
+    pub state_root: Digest,
+    /// Its timestamp.
+    pub timestamp_ms: u64,
+    /// The consensus view of the next height.
+    pub view: View,
+    /// `validator` or `observer`.
+    pub role: String,
+    /// Connected peers.
+    pub peers: usize,
+    /// Whether the node is fetching blocks from peers ahead of it.
+    pub syncing: bool,
+    /// Pending transactions.
+    pub mempool_txs: usize,
+}
+
+/// A block header, with its hash and transaction count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Height.
+    pub height: Height,
+    /// Header hash (what the certificate signs).
+    pub hash: Digest,
+    /// Previous header's hash.
+    pub previous_hash: Digest,
+    /// Proposer's clock, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Proposer's consensus key.
+    pub proposer: PublicKey,
+    /// Merkle root of the transaction hashes.
+    pub tx_root: Digest,
+    /// Merkle root of the receipts.
+    pub receipts_root: Digest,
+    /// State root after the block.
+    pub state_root: Digest,
+    /// Digest of the validator set that certifies it.
+    pub validator_set_digest: Digest,
+    /// Transactions in the block.
+    pub tx_count: usize,
+}
+
+impl Header {
+    /// The JSON form of a header.
+    pub fn new(header: &BlockHeader, tx_count: usize) -> Self {
+        Header {
+            height: header.height,
+            hash: header.hash(),
+            previous_hash: header.previous_hash,
+            timestamp_ms: header.timestamp_ms,
+            proposer: header.proposer,
+            tx_root: header.tx_root,
+            receipts_root: header.receipts_root,
+            state_root: header.state_root,
+            validator_set_digest: header.validator_set_digest,
+            tx_count,
+        }
+    }
+}
+
+/// A committed block with its certificate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    /// The header.
+    pub header: Header,
+    /// 2f+1 COMMIT signatures over the header hash.
+    pub certificate: CommitCertificate,
+    /// The transactions, in order.
+    pub transactions: Vec<Tx>,
+}
+
+/// A transaction, decoded, with its raw encoding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tx {
+    /// sha3-256 of the encoding.
+    pub hash: Digest,
+    /// The signer's account.
+    pub sender: Address,
+    /// The signer's key.
+    pub signer: PublicKey,
+    /// Its nonce.
+    pub nonce: u64,
+    /// What it does (`{"type": "transfer", ...}`).
+    pub payload: serde_json::Value,
+    /// 0x-hex of the signed transaction's borsh encoding.
+    pub raw: String,
+}
+
+impl Tx {
+    /// The JSON form of a signed transaction.
+    pub fn new(transaction: &SignedTransaction) -> Self {
+        let inner = &transaction.transaction;
+        Tx {
+            hash: transaction.hash(),
+            sender: inner.sender(),
+            signer: inner.signer,
+            nonce: inner.nonce,
+            payload: payload_json(&inner.payload),
+            raw: to_hex(&transaction.encode()),
+        }
+    }
+}
+
+/// A payload as JSON, tagged by `type`.
+pub fn payload_json(payload: &Payload) -> serde_json::Value {
+    use serde_json::json;
+    match payload {
+        Payload::Transfer { to, amount } => json!({"type": "transfer", "to": to, "amount": amount}),
+        Payload::Mint { to, amount } => json!({"type": "mint", "to": to, "amount": amount}),
+        Payload::PutRecord { key, value } => json!({"type": "put_record", "key": to_hex(key), "value": to_hex(value)}),
+        Payload::DeleteRecord { key } => json!({"type": "delete_record", "key": to_hex(key)}),
+        Payload::GrantRole { account, role } => json!({"type": "grant_role", "account": account, "role": role}),
+        Payload::RevokeRole { account, role } => json!({"type": "revoke_role", "account": account, "role": role}),
+        Payload::AddValidator { validator } => json!({"type": "add_validator", "validator": validator}),
+        Payload::RemoveValidator { public_key } => json!({"type": "remove_validator", "public_key": public_key}),
+    }
+}
+
+/// The outcome of a committed transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The transaction.
+    pub tx_hash: Digest,
+    /// Whether it took effect (a failed one is still in the block and used its nonce).
+    pub success: bool,
+    /// Why it failed.
+    pub failure: Option<String>,
+}
+
+impl From<&ledger::Receipt> for Receipt {
+    fn from(receipt: &ledger::Receipt) -> Self {
+        Receipt {
+            tx_hash: receipt.tx_hash,
+            success: receipt.failure.is_none(),
+            failure: receipt.failure.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// Where a transaction stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxState {
+    /// In this node's mempool.
+    Pending,
+    /// In a committed block.
+    Committed,
+    /// Neither.
+    Unknown,
+}
+
+/// `tx_get`, and `tx_submitAndWait`'s result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatus {
+    /// The transaction.
+    pub hash: Digest,
+    /// Pending, committed or unknown.
+    pub status: TxState,
+    /// Height of its block, once committed.
+    pub height: Option<Height>,
+    /// Position in the block, once committed.
+    pub index: Option<u32>,
+    /// Its receipt, once committed.
+    pub receipt: Option<Receipt>,
+}
+
+/// An account at a height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The address.
+    pub address: Address,
+    /// Balance.
+    pub balance: u64,
+    /// The nonce its next transaction must carry.
+    pub nonce: u64,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// The height read.
+    pub height: Height,
+}
+
+/// A record at a height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// 0x-hex key.
+    pub key: String,
+    /// 0x-hex value; null if absent.
+    pub value: Option<String>,
+    /// The height read.
+    pub height: Height,
+}
+
+/// A state proof with the certified header whose state root it proves against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateProof {
+    /// 0x-hex of the raw state key (`a` + address for accounts, `r` + key for records).
+    pub state_key: String,
+    /// 0x-hex of the value (borsh of an account; a record's bytes); null proves absence.
+    pub value: Option<String>,
+    /// The height proven.
+    pub height: Height,
+    /// The header at that height (its `state_root` is what the proof verifies against).
+    pub header: Header,
+    /// The header's commit certificate (absent for the genesis header).
+    pub certificate: Option<CommitCertificate>,
+    /// 0x-hex of the borsh-encoded `ledger::StateProof` (Jellyfish Merkle proof).
+    pub proof: String,
+}
+
+/// The validator set certifying a height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    /// The height.
+    pub height: Height,
+    /// Signatures a certificate needs.
+    pub quorum: usize,
+    /// Faulty validators tolerated.
+    pub max_faulty: usize,
+    /// Digest of the set.
+    pub digest: Digest,
+    /// The validators, in index order.
+    pub validators: Vec<ValidatorInfo>,
+}
+
+/// A connected peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Remote address.
+    pub address: String,
+    /// gossipsub score.
+    pub score: Option<f64>,
+}
