@@ -1,6 +1,8 @@
 //! The one place that maps failures to JSON-RPC error codes. Codes are stable: clients may match
-//! on them. Standard codes (-32700 parse error, -32600 invalid request, -32601 method not found,
-//! -32602 invalid params) come from jsonrpsee; Stele's own are below.
+//! on them. The protocol's codes (-32700 parse error, -32600 invalid request, -32601 method not
+//! found, -32602 invalid params) and the server's limits (-32006 too many subscriptions, -32007
+//! request too large, -32008 response too large, -32009 busy, -32010 batch too large) come from
+//! jsonrpsee; Stele's own, one per cause, are positive (1001 and up) so they never collide.
 
 use jsonrpsee::types::ErrorObjectOwned;
 
@@ -9,31 +11,31 @@ use crate::SubmitError;
 /// Params that do not parse (wrong type, bad hex, out of range).
 pub const INVALID_PARAMS: i32 = -32602;
 /// A transaction that is not hex or not a transaction's encoding.
-pub const MALFORMED_TRANSACTION: i32 = -32001;
+pub const MALFORMED_TRANSACTION: i32 = 1001;
 /// A transaction whose signature does not verify.
-pub const BAD_SIGNATURE: i32 = -32002;
+pub const BAD_SIGNATURE: i32 = 1002;
 /// A transaction for another chain.
-pub const WRONG_CHAIN: i32 = -32003;
+pub const WRONG_CHAIN: i32 = 1003;
 /// A nonce already used.
-pub const NONCE_TOO_LOW: i32 = -32004;
+pub const NONCE_TOO_LOW: i32 = 1004;
 /// A nonce too far ahead of the account's.
-pub const NONCE_TOO_HIGH: i32 = -32005;
+pub const NONCE_TOO_HIGH: i32 = 1005;
 /// The signer lacks the role the payload needs.
-pub const PERMISSION_DENIED: i32 = -32006;
+pub const PERMISSION_DENIED: i32 = 1006;
 /// Over a size limit.
-pub const TOO_LARGE: i32 = -32007;
+pub const TOO_LARGE: i32 = 1007;
 /// The mempool is full: retry after the next block.
-pub const MEMPOOL_FULL: i32 = -32008;
+pub const MEMPOOL_FULL: i32 = 1008;
 /// The transaction (or another with its nonce) is already pending.
-pub const ALREADY_PENDING: i32 = -32009;
+pub const ALREADY_PENDING: i32 = 1009;
 /// Another invalid field.
-pub const INVALID_TRANSACTION: i32 = -32010;
+pub const INVALID_TRANSACTION: i32 = 1010;
 /// No such block, transaction or height.
-pub const NOT_FOUND: i32 = -32011;
+pub const NOT_FOUND: i32 = 1011;
 /// `tx_submitAndWait` gave up before the transaction was committed (it may still be).
-pub const TIMEOUT: i32 = -32012;
+pub const TIMEOUT: i32 = 1012;
 /// The node cannot serve this now (shutting down, storage failure).
-pub const UNAVAILABLE: i32 = -32013;
+pub const UNAVAILABLE: i32 = 1013;
 
 /// An error with a code and a plain message.
 pub fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {

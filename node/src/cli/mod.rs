@@ -1,8 +1,11 @@
 //! The command line: one module per command group, parsed with clap derive.
 
 mod keys;
+mod query;
+mod rpc_client;
 mod start;
 mod testnet;
+mod tx;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +27,12 @@ enum Command {
     /// Local networks on 127.0.0.1.
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
+    /// Build, sign and submit a transaction (or print it with --offline).
+    #[command(subcommand)]
+    Tx(Box<tx::TxCommand>),
+    /// Ask a node about the chain.
+    #[command(subcommand)]
+    Query(query::QueryCommand),
 }
 
 /// Runs the parsed command.
@@ -32,5 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys::run(command),
         Command::Start(arguments) => start::run(arguments),
         Command::Testnet(command) => testnet::run(command),
+        Command::Tx(command) => tx::run(*command),
+        Command::Query(command) => query::run(command),
     }
 }

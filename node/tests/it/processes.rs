@@ -16,6 +16,20 @@ use super::stele;
 /// Child processes killed when the test ends, however it ends.
 struct Processes(Vec<Option<Child>>);
 
+impl Processes {
+    /// Panics with the node's log if one of the running nodes exited on its own.
+    fn assert_alive(&mut self, homes: &[PathBuf]) {
+        for (index, child) in self.0.iter_mut().enumerate() {
+            if let Some(child) = child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = std::fs::read_to_string(homes[index].join("node.log")).unwrap_or_default();
+                panic!("node{index} exited with {status}; its log:\n{log}");
+            }
+        }
+    }
+}
+
 impl Drop for Processes {
     fn drop(&mut self) {
         for child in self.0.iter_mut().flatten() {
@@ -25,10 +39,15 @@ impl Drop for Processes {
     }
 }
 
-/// A base port whose next `count` ports are free now.
+/// A base port whose next `count` ports are free now; never the same range twice in one run
+/// (tests run in parallel threads of one process).
 fn free_port_range(count: u16) -> u16 {
-    for attempt in 0..200u16 {
-        let base = 20_000 + (std::process::id() as u16 % 500) * 40 + attempt * 97 % 20_000;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 200) as u16 * 100;
+    for _ in 0..200 {
+        let offset = NEXT.fetch_add(count, Ordering::SeqCst) % 20_000;
+        let base = start + offset;
         if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
             return base;
         }
@@ -96,7 +115,10 @@ fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
     let heights = |processes: &Processes| -> Vec<Option<u64>> {
         (0..4).map(|index| processes.0[index].as_ref().and_then(|_| height(metrics_port(index)))).collect()
     };
-    wait_for("every node past height 3", || heights(&processes).iter().all(|h| h.is_some_and(|h| h >= 3)));
+    wait_for("every node past height 3", || {
+        processes.assert_alive(&homes);
+        heights(&processes).iter().all(|h| h.is_some_and(|h| h >= 3))
+    });
 
     // SIGTERM: a clean stop with status 0.
     let mut stopped = processes.0[1].take().expect("running");
@@ -111,6 +133,7 @@ fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
     processes.0[1] = Some(start(&homes[1]));
     processes.0[2] = Some(start(&homes[2]));
     wait_for("every node past the height before the restarts", || {
+        processes.assert_alive(&homes);
         heights(&processes).iter().all(|h| h.is_some_and(|h| h >= before + 3))
     });
 
@@ -139,4 +162,106 @@ fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
             heads.iter().map(|(_, store)| store.block(height).expect("read").expect("block").block.hash()).collect();
         assert!(hashes.windows(2).all(|pair| pair[0] == pair[1]), "nodes disagree at height {height}");
     }
+}
+
+fn run_ok(arguments: &[&str]) -> String {
+    let output = stele().args(arguments).output().expect("run stele");
+    assert!(output.status.success(), "stele {arguments:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_cli_submits_transactions_and_queries_a_running_node() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(3);
+    let generated = stele()
+        .args(["testnet", "generate", "--validators", "1", "--base-port", &base.to_string(), "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run stele");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let home = dir.path().join("node0");
+    let mut processes = Processes(vec![Some(start(&home))]);
+    let rpc = format!("http://127.0.0.1:{}", base + 1);
+    wait_for("the node to commit a block", || {
+        processes.assert_alive(std::slice::from_ref(&home));
+        height(base + 2).is_some_and(|h| h >= 1)
+    });
+    let faucet = dir.path().join("faucet.key.json");
+    let faucet = faucet.to_str().expect("utf-8 path");
+    let recipient = "0x00000000000000000000000000000000000000aa";
+
+    let committed =
+        run_ok(&["tx", "transfer", "--to", recipient, "--amount", "5", "--key", faucet, "--rpc", &rpc, "--wait"]);
+    assert!(committed.contains("committed at height") && committed.contains("succeeded"), "{committed}");
+    let account: serde_json::Value =
+        serde_json::from_str(&run_ok(&["query", "account", recipient, "--rpc", &rpc, "--json"])).expect("json");
+    assert_eq!(account["balance"], 5);
+    let record = run_ok(&[
+        "tx",
+        "put-record",
+        "--record",
+        "color",
+        "--value",
+        "blue",
+        "--key",
+        faucet,
+        "--rpc",
+        &rpc,
+        "--wait",
+        "--json",
+    ]);
+    let record: serde_json::Value = serde_json::from_str(&record).expect("json");
+    assert_eq!(record["status"], "committed");
+    let hash = record["hash"].as_str().expect("hash");
+    let tx = run_ok(&["query", "tx", hash, "--rpc", &rpc]);
+    assert!(tx.contains("succeeded"), "{tx}");
+    let value: serde_json::Value =
+        serde_json::from_str(&run_ok(&["query", "record", "color", "--rpc", &rpc, "--json"])).expect("json");
+    assert_eq!(value["value"], rpc::types::to_hex(b"blue"));
+    let status = run_ok(&["query", "status", "--rpc", &rpc]);
+    assert!(status.contains("role:        validator"), "{status}");
+    let block: serde_json::Value =
+        serde_json::from_str(&run_ok(&["query", "block", "1", "--rpc", &rpc, "--json"])).expect("json");
+    assert_eq!(block["header"]["height"], 1);
+    let proof: serde_json::Value =
+        serde_json::from_str(&run_ok(&["query", "proof", recipient, "--rpc", &rpc, "--json"])).expect("json");
+    assert!(proof["certificate"]["signatures"].is_array());
+    run_ok(&["query", "validators", "--rpc", &rpc]);
+
+    // Offline: a signed transaction as hex, no node contacted.
+    let offline = run_ok(&[
+        "tx",
+        "transfer",
+        "--to",
+        recipient,
+        "--amount",
+        "1",
+        "--key",
+        faucet,
+        "--offline",
+        "--nonce",
+        "7",
+        "--chain-id",
+        "stele-local",
+    ]);
+    assert!(offline.trim().starts_with("0x") && offline.trim().len() > 100, "{offline}");
+
+    // Clear errors and non-zero exits.
+    let refused = stele()
+        .args(["tx", "transfer", "--to", recipient, "--amount", "1", "--key", faucet, "--rpc", &rpc, "--nonce", "0"])
+        .output()
+        .expect("run stele");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("too low"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let unreachable = stele().args(["query", "status", "--rpc", "http://127.0.0.1:1"]).output().expect("run stele");
+    assert!(!unreachable.status.success());
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach"));
+
+    let mut child = processes.0[0].take().expect("running");
+    assert!(terminate(&mut child).success());
 }
