@@ -20,6 +20,7 @@ mod execute;
 mod genesis;
 pub mod merkle;
 mod params;
+pub mod proof;
 mod propose;
 mod receipt;
 mod role;

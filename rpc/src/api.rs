@@ -7,7 +7,9 @@ use jsonrpsee::{core::SubscriptionResult, proc_macros::rpc, types::ErrorObjectOw
 use ledger::Address;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Account, Block, BlockId, ChainStatus, Header, PeerInfo, Record, StateProof, TxStatus, Validators};
+use crate::types::{
+    Account, Block, BlockId, ChainStatus, Header, PeerInfo, Record, StateProof, TxProofBundle, TxStatus, Validators,
+};
 
 /// Result of a method call.
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -62,6 +64,12 @@ pub trait SteleApi {
     /// Whether a transaction is pending, committed (where, with its receipt) or unknown.
     #[method(name = "tx_get")]
     async fn tx_get(&self, hash: Digest) -> RpcResult<TxStatus>;
+
+    /// A self-contained proof that a transaction was committed: the transaction and its receipt
+    /// with Merkle paths, the certified header, and every validator-set change since the
+    /// genesis, each proven; it verifies offline against the genesis file alone.
+    #[method(name = "tx_getProof")]
+    async fn tx_get_proof(&self, hash: Digest) -> RpcResult<TxProofBundle>;
 
     /// An account at a height (default: the head).
     #[method(name = "state_getAccount")]

@@ -21,8 +21,8 @@ use crate::{
     api::{BLOCKS_PAGE_MAX, ProofTarget, RpcResult, SUBMIT_WAIT_MAX_MS, SteleApiServer},
     error::{self, invalid_params, not_found, unavailable},
     types::{
-        Account, Block, BlockId, ChainStatus, Header, PeerInfo, Receipt, Record, StateProof, Tx, TxState, TxStatus,
-        Validators, from_hex, to_hex,
+        Account, Block, BlockId, ChainStatus, Header, PeerInfo, Receipt, Record, StateProof, Tx, TxProofBundle,
+        TxState, TxStatus, Validators, from_hex, to_hex,
     },
 };
 
@@ -270,6 +270,20 @@ impl<B: Backend> SteleApiServer for LedgerApi<B> {
 
     async fn tx_get(&self, hash: Digest) -> RpcResult<TxStatus> {
         self.tx_status(hash).await
+    }
+
+    async fn tx_get_proof(&self, hash: Digest) -> RpcResult<TxProofBundle> {
+        let proof = ledger::proof::build_tx_proof(self.store(), &hash)
+            .map_err(unavailable)?
+            .ok_or_else(|| not_found(format!("transaction {hash} is not committed")))?;
+        Ok(TxProofBundle {
+            chain_id: proof.block.header.chain_id.clone(),
+            tx_hash: hash,
+            height: proof.block.header.height,
+            index: proof.included.tx_proof.index,
+            validator_changes: proof.validator_changes.len(),
+            proof: to_hex(&proof.encode()),
+        })
     }
 
     async fn state_get_account(&self, address: Address, height: Option<Height>) -> RpcResult<Account> {

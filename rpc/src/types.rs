@@ -260,6 +260,24 @@ pub struct Validators {
     pub validators: Vec<ValidatorInfo>,
 }
 
+/// `tx_getProof`: a self-contained proof that a transaction was committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxProofBundle {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The transaction.
+    pub tx_hash: Digest,
+    /// Height of its block.
+    pub height: Height,
+    /// Its position in the block.
+    pub index: u32,
+    /// Validator-set changes the bundle proves on the way from the genesis.
+    pub validator_changes: usize,
+    /// 0x-hex of the borsh-encoded `ledger::proof::TxProof`; `stele verify-proof` checks it
+    /// against a genesis file.
+    pub proof: String,
+}
+
 /// A connected peer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PeerInfo {

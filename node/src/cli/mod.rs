@@ -6,6 +6,7 @@ mod rpc_client;
 mod start;
 mod testnet;
 mod tx;
+mod verify_proof;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     /// Ask a node about the chain.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// Check a transaction proof bundle offline against a genesis file.
+    VerifyProof(verify_proof::VerifyProofArgs),
 }
 
 /// Runs the parsed command.
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Testnet(command) => testnet::run(command),
         Command::Tx(command) => tx::run(*command),
         Command::Query(command) => query::run(command),
+        Command::VerifyProof(arguments) => verify_proof::run(arguments),
     }
 }

@@ -44,6 +44,14 @@ pub enum QueryCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// A self-contained proof that a transaction was committed (JSON; check it offline with
+    /// `stele verify-proof FILE --genesis genesis.json`).
+    TxProof {
+        /// The transaction's hash.
+        hash: Digest,
+        #[command(flatten)]
+        common: Common,
+    },
     /// An account's balance, nonce and roles.
     Account {
         /// Its address.
@@ -138,6 +146,10 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 let rpc = client(&common.rpc)?;
                 let status = rpc.tx_get(hash).await.map_err(|error| describe(&common.rpc, error))?;
                 super::tx::print_status(&status, common.json)
+            }
+            QueryCommand::TxProof { hash, common } => {
+                let rpc = client(&common.rpc)?;
+                print(&rpc.tx_get_proof(hash).await.map_err(|error| describe(&common.rpc, error))?, common.json)
             }
             QueryCommand::Account { address, height, common } => {
                 let rpc = client(&common.rpc)?;

@@ -229,6 +229,37 @@ fn the_cli_submits_transactions_and_queries_a_running_node() {
     assert!(proof["certificate"]["signatures"].is_array());
     run_ok(&["query", "validators", "--rpc", &rpc]);
 
+    // A proof bundle checks out offline against the genesis file; a tampered one does not.
+    let bundle = run_ok(&["query", "tx-proof", hash, "--rpc", &rpc, "--json"]);
+    let bundle_path = dir.path().join("proof.json");
+    std::fs::write(&bundle_path, &bundle).expect("write bundle");
+    let genesis_path = dir.path().join("genesis.json");
+    let verified = run_ok(&[
+        "verify-proof",
+        bundle_path.to_str().expect("utf-8"),
+        "--genesis",
+        genesis_path.to_str().expect("utf-8"),
+    ]);
+    assert!(verified.starts_with("valid:"), "{verified}");
+    let mut tampered: serde_json::Value = serde_json::from_str(&bundle).expect("json");
+    let proof = tampered["proof"].as_str().expect("proof").to_string();
+    let flipped = format!("{}{}", &proof[..proof.len() - 1], if proof.ends_with('0') { '1' } else { '0' });
+    tampered["proof"] = serde_json::Value::String(flipped);
+    std::fs::write(&bundle_path, tampered.to_string()).expect("write bundle");
+    let refused = stele()
+        .args(["verify-proof"])
+        .arg(&bundle_path)
+        .arg("--genesis")
+        .arg(&genesis_path)
+        .output()
+        .expect("run stele");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("INVALID"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Offline: a signed transaction as hex, no node contacted.
     let offline = run_ok(&[
         "tx",

@@ -116,6 +116,14 @@ fn every_method_and_error_code_against_a_real_node() {
 
         assert!(client.net_peers().await.expect("net_peers").is_empty());
 
+        // A transaction proof bundle verifies from the genesis alone.
+        let bundle = client.tx_get_proof(put.hash()).await.expect("tx_getProof");
+        assert_eq!((bundle.height, bundle.tx_hash), (height, put.hash()));
+        let proof = ledger::proof::TxProof::decode(&from_hex(&bundle.proof).expect("hex")).expect("decodes");
+        let genesis = genesis::GenesisDocument::load(&cluster.network.genesis_path).expect("genesis");
+        proof.verify(&genesis.to_ledger().expect("genesis")).expect("bundle verifies");
+        assert_eq!(code(client.tx_get_proof(Digest::of(b"nothing")).await), error::NOT_FOUND);
+
         // Error codes of tx_submit, one per cause.
         assert_eq!(code(client.tx_submit("0xnot-hex".to_string()).await), error::MALFORMED_TRANSACTION);
         assert_eq!(code(client.tx_submit("0x00ff".to_string()).await), error::MALFORMED_TRANSACTION);
