@@ -9,8 +9,9 @@
 pub mod api;
 mod backend;
 pub mod error;
+pub mod openrpc;
 mod server;
 pub mod types;
 
 pub use backend::{Backend, NodeStatus, Peer, SubmitError};
-pub use server::{Limits, RpcServer, start};
+pub use server::{Limits, RpcServer, module, start};

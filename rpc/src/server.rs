@@ -71,9 +71,18 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
         .build();
     let server = Server::builder().set_config(config).build(listen).await?;
     let address = server.local_addr()?;
-    let handle = server.start(LedgerApi { backend }.into_rpc());
+    let handle = server.start(module(backend));
     tracing::info!(%address, "JSON-RPC listening (HTTP and WebSocket)");
     Ok(RpcServer { handle, address })
+}
+
+/// Every method over `backend`, plus `rpc.discover` (the OpenRPC document).
+pub fn module<B: Backend>(backend: Arc<B>) -> jsonrpsee::RpcModule<()> {
+    let mut module = jsonrpsee::RpcModule::new(());
+    module.merge(LedgerApi { backend }.into_rpc()).expect("the API's method names are distinct");
+    let document = crate::openrpc::document();
+    module.register_method("rpc.discover", move |_, _, _| document.clone()).expect("rpc.discover is not an API method");
+    module
 }
 
 /// The API over a backend.
