@@ -277,10 +277,14 @@ impl Config {
         {
             return Err(invalid("network.bootstrap", format!("{bad:?} must be a multiaddr ending in /p2p/<peer id>")));
         }
-        if !self.rpc.cors_origins.is_empty() {
+        if let Some(bad) =
+            self.rpc.cors_origins.iter().find(|origin| {
+                !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/')
+            })
+        {
             return Err(invalid(
                 "rpc.cors_origins",
-                "browser (CORS) access is not supported yet; leave the list empty and call the API from a server or the CLI",
+                format!("{bad:?} must be an origin such as https://app.example (scheme and host, no path)"),
             ));
         }
         let positive: [(&'static str, u64); 10] = [

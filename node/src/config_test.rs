@@ -41,6 +41,9 @@ fn unknown_keys_and_bad_values_are_refused_by_name() {
     let error = load("[network]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n", &[]).expect_err("no peer id");
     assert!(matches!(error, ConfigError::Invalid { key: "network.bootstrap", .. }));
     assert!(matches!(load("not = [valid", &[]), Err(ConfigError::Parse { .. })));
+    let error = load("[rpc]\ncors_origins = [\"app.example\"]\n", &[]).expect_err("not an origin");
+    assert!(matches!(error, ConfigError::Invalid { key: "rpc.cors_origins", .. }));
+    load("[rpc]\ncors_origins = [\"https://app.example\"]\n", &[]).expect("an origin");
 }
 
 #[test]

@@ -130,6 +130,7 @@ impl Node {
             max_batch: config.rpc.max_batch,
             max_connections: config.rpc.max_connections,
             max_subscriptions_per_connection: config.rpc.max_subscriptions_per_connection,
+            cors_origins: config.rpc.cors_origins.clone(),
         };
         let rpc = rpc::start(config.rpc.listen, limits, Arc::new(backend))
             .await

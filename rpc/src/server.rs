@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Limits of the server (from `[rpc]` in config.toml).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// Largest request body, in bytes.
     pub max_request_bytes: u32,
@@ -39,6 +39,30 @@ pub struct Limits {
     pub max_connections: u32,
     /// Most subscriptions per WebSocket connection.
     pub max_subscriptions_per_connection: u32,
+    /// Browser origins allowed by CORS (`https://app.example`); empty allows none.
+    pub cors_origins: Vec<String>,
+}
+
+/// CORS for the allowed origins; `None` (no CORS headers, so browsers refuse cross-origin
+/// calls) when the list is empty.
+fn cors(origins: &[String]) -> std::io::Result<Option<tower_http::cors::CorsLayer>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|origin| {
+            http::HeaderValue::from_str(origin).map_err(|error| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("CORS origin {origin:?}: {error}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+            .allow_methods([http::Method::POST])
+            .allow_headers([http::header::CONTENT_TYPE]),
+    ))
 }
 
 /// A running server.
@@ -69,7 +93,8 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
         .max_subscriptions_per_connection(limits.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(limits.max_batch))
         .build();
-    let server = Server::builder().set_config(config).build(listen).await?;
+    let middleware = tower::ServiceBuilder::new().option_layer(cors(&limits.cors_origins)?);
+    let server = Server::builder().set_config(config).set_http_middleware(middleware).build(listen).await?;
     let address = server.local_addr()?;
     let handle = server.start(module(backend));
     tracing::info!(%address, "JSON-RPC listening (HTTP and WebSocket)");

@@ -184,18 +184,24 @@ fn every_method_and_error_code_against_a_real_node() {
     });
 }
 
-/// One raw HTTP request; returns the status code and body.
-fn post(address: SocketAddr, body: &[u8]) -> (u16, String) {
+/// Sends raw bytes and returns the whole response text.
+fn exchange(address: SocketAddr, head: &str, body: &[u8]) -> String {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
     stream.write_all(head.as_bytes()).expect("write");
     let _ = stream.write_all(body);
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
+    response
+}
+
+/// One raw HTTP request; returns the status code and body.
+fn post(address: SocketAddr, body: &[u8]) -> (u16, String) {
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let response = exchange(address, &head, body);
     let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
     (status, body)
@@ -272,6 +278,40 @@ fn a_websocket_subscriber_sees_every_committed_block_in_order() {
         assert!(headers.windows(2).all(|pair| pair[1].height == pair[0].height + 1), "gap or reorder in {headers:?}");
         assert!(headers.windows(2).all(|pair| pair[1].previous_hash == pair[0].hash));
         assert!(headers.iter().filter(|header| header.tx_count > 0).count() >= 1);
+        cluster.stop_all().await;
+    });
+}
+
+/// A CORS preflight from `origin`; returns the response text.
+fn preflight(address: SocketAddr, origin: &str) -> String {
+    let head = format!(
+        "OPTIONS / HTTP/1.1\r\nHost: {address}\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n"
+    );
+    exchange(address, &head, b"").to_ascii_lowercase()
+}
+
+#[test]
+fn cors_allows_only_the_configured_origins() {
+    run(LIMIT, || async {
+        let mut cluster = Cluster::generate(2);
+        let mut config = cluster.config(0);
+        config.rpc.cors_origins = vec!["http://allowed.test".to_string()];
+        cluster.start_with(0, config).await;
+        cluster.start(1).await;
+        let (open, closed) = (cluster.node(0).rpc_address, cluster.node(1).rpc_address);
+        let answers = tokio::task::spawn_blocking(move || {
+            [
+                preflight(open, "http://allowed.test"),
+                preflight(open, "http://evil.test"),
+                preflight(closed, "http://allowed.test"),
+            ]
+        })
+        .await
+        .expect("task");
+        assert!(answers[0].contains("access-control-allow-origin: http://allowed.test"), "{}", answers[0]);
+        assert!(!answers[1].contains("access-control-allow-origin"), "{}", answers[1]);
+        // The default (no origins) sends no CORS headers at all.
+        assert!(!answers[2].contains("access-control-allow-origin"), "{}", answers[2]);
         cluster.stop_all().await;
     });
 }
