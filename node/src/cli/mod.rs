@@ -1,5 +1,6 @@
 //! The command line: one module per command group, parsed with clap derive.
 
+mod audit;
 mod keys;
 mod query;
 mod rpc_client;
@@ -34,6 +35,8 @@ enum Command {
     /// Ask a node about the chain.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// Re-verify a chain from its genesis, from a node's store or over JSON-RPC.
+    Audit(audit::AuditArgs),
     /// Check a transaction proof bundle offline against a genesis file.
     VerifyProof(verify_proof::VerifyProofArgs),
 }
@@ -47,5 +50,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(command) => tx::run(*command),
         Command::Query(command) => query::run(command),
         Command::VerifyProof(arguments) => verify_proof::run(arguments),
+        Command::Audit(arguments) => audit::run(arguments),
     }
 }

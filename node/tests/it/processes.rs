@@ -137,6 +137,18 @@ fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
         heights(&processes).iter().all(|h| h.is_some_and(|h| h >= before + 3))
     });
 
+    // Audited from outside, over JSON-RPC, while they run: each verifies and they agree.
+    let genesis_path = dir.path().join("genesis.json");
+    let mut audit = vec!["audit".to_string(), "--json".to_string(), "--genesis".to_string()];
+    audit.push(genesis_path.to_str().expect("utf-8").to_string());
+    for index in 0..4 {
+        audit.extend(["--rpc".to_string(), format!("http://127.0.0.1:{}", base + 3 * index as u16 + 1)]);
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&run_ok(&audit.iter().map(String::as_str).collect::<Vec<_>>())).expect("json");
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["sources"].as_array().expect("sources").len(), 4);
+
     for index in 0..4 {
         let mut child = processes.0[index].take().expect("running");
         let status = terminate(&mut child);
@@ -152,6 +164,8 @@ fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
         let store = RocksStore::open(&home.join("data"), &genesis, options).expect("open store");
         let report = ledger::audit::audit_chain(&store, &genesis, |_| {}).expect("the chain audits");
         heads.push((report.blocks, store));
+        let audited = run_ok(&["audit", "--home", home.to_str().expect("utf-8")]);
+        assert!(audited.starts_with("OK"), "{audited}");
         let log = std::fs::read_to_string(home.join("node.log")).expect("log");
         assert!(!log.contains("conflicting votes"), "{}: a validator signed conflicting votes", home.display());
     }
@@ -295,4 +309,86 @@ fn the_cli_submits_transactions_and_queries_a_running_node() {
 
     let mut child = processes.0[0].take().expect("running");
     assert!(terminate(&mut child).success());
+}
+
+/// Flips the last byte of one stored value in a copy of a node's store.
+fn tamper(home: &Path, column: &str, key: &[u8]) {
+    let data = home.join("data");
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &data, ledger::store::schema::ALL).expect("open copy");
+    let family = db.cf_handle(column).expect("column family");
+    let mut value = db.get_cf(family, key).expect("read").expect("value present");
+    let last = value.len() - 1;
+    value[last] ^= 0x01;
+    db.put_cf(family, key, value).expect("write");
+}
+
+fn copy_home(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("data")).expect("dir");
+    std::fs::copy(from.join("genesis.json"), to.join("genesis.json")).expect("copy genesis");
+    for entry in std::fs::read_dir(from.join("data")).expect("data") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join("data").join(entry.file_name())).expect("copy");
+    }
+}
+
+#[test]
+fn audit_names_the_height_and_reason_of_any_tampered_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(3);
+    let generated = stele()
+        .args(["testnet", "generate", "--validators", "1", "--base-port", &base.to_string(), "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run stele");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let home = dir.path().join("node0");
+    let mut processes = Processes(vec![Some(start(&home))]);
+    let rpc = format!("http://127.0.0.1:{}", base + 1);
+    wait_for("the node to commit a block", || {
+        processes.assert_alive(std::slice::from_ref(&home));
+        height(base + 2).is_some_and(|h| h >= 1)
+    });
+    let faucet = dir.path().join("faucet.key.json");
+    let mut tx_height = 0;
+    for amount in 1..=3 {
+        let committed: serde_json::Value = serde_json::from_str(&run_ok(&[
+            "tx",
+            "transfer",
+            "--to",
+            "0x00000000000000000000000000000000000000bb",
+            "--amount",
+            &amount.to_string(),
+            "--key",
+            faucet.to_str().expect("utf-8"),
+            "--rpc",
+            &rpc,
+            "--wait",
+            "--json",
+        ]))
+        .expect("json");
+        tx_height = committed["height"].as_u64().expect("height");
+    }
+    let mut child = processes.0[0].take().expect("running");
+    assert!(terminate(&mut child).success());
+    let clean = run_ok(&["audit", "--home", home.to_str().expect("utf-8"), "--json"]);
+    assert!(clean.contains("\"valid\":true"), "{clean}");
+
+    let at = tx_height.to_be_bytes();
+    let faucet_address = ledger::Address::of(&genesis::load_key(&faucet).expect("faucet").public_key());
+    let account_key = ledger::state::keys::account(&faucet_address);
+    use ledger::store::schema::{BODIES, CERTIFICATES, HEADERS, RECEIPTS, STATE};
+    for (column, key) in
+        [(BODIES, &at[..]), (CERTIFICATES, &at[..]), (RECEIPTS, &at[..]), (HEADERS, &at[..]), (STATE, &account_key[..])]
+    {
+        let copy = dir.path().join(format!("tampered-{column}"));
+        copy_home(&home, &copy);
+        tamper(&copy, column, key);
+        let output = stele().args(["audit", "--json", "--home"]).arg(&copy).output().expect("run stele");
+        assert!(!output.status.success(), "tampered {column} passed the audit");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+        let failure = &report["sources"][0]["failure"];
+        let failed_at = failure["height"].as_u64().expect("a failure height");
+        assert!(failed_at >= tx_height, "{column}: failure at {failed_at}, tampered {tx_height}: {report}");
+        assert!(!failure["reason"].as_str().expect("reason").is_empty());
+    }
 }
