@@ -5,8 +5,10 @@
 //! the configuration it writes is plain TOML text, checked by the node when it starts).
 
 mod generate;
+mod launch;
 
 pub use generate::{DEFAULT_BASE_PORT, LocalNode, Testnet, TestnetSpec, generate, ports};
+pub use launch::{LocalNetwork, NodeProcess, Running, exists, load, reset, start};
 
 /// Why a local network could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,17 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A node's config.toml is unreadable.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The network did not start.
+    #[error("{0}")]
+    Launch(String),
     /// The ports do not fit below 65536.
     #[error("base port {base_port} leaves no room for {validators} nodes (3 ports each)")]
     Ports {

@@ -1,5 +1,5 @@
-//! `stele testnet generate`: write a local network's files (`testnet up` arrives with the
-//! testnet issue).
+//! `stele testnet up` (generate if needed, start every node, wait for a block, stop them all on
+//! Ctrl-C) and `stele testnet generate` (the files only).
 
 use std::path::PathBuf;
 
@@ -8,6 +8,8 @@ use consensus::ChainId;
 
 #[derive(Subcommand, Debug)]
 pub enum TestnetCommand {
+    /// Start a local network (generating it first if DIR has none) until Ctrl-C.
+    Up(UpArgs),
     /// Write keys, genesis and one config.toml per validator (ports from --base-port).
     Generate(GenerateArgs),
 }
@@ -28,14 +30,121 @@ pub struct GenerateArgs {
     chain_id: String,
 }
 
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    generate: GenerateArgs,
+    /// Delete the network in DIR (keys, genesis, node folders and their data) and start over.
+    #[arg(long)]
+    reset: bool,
+    /// Also stream every node's log to stdout, prefixed with its name.
+    #[arg(long)]
+    follow: bool,
+}
+
+fn spec(arguments: &GenerateArgs) -> anyhow::Result<testnet::TestnetSpec> {
+    let chain_id = ChainId::new(&arguments.chain_id)
+        .map_err(|error| anyhow::anyhow!("--chain-id {:?}: {error}", arguments.chain_id))?;
+    Ok(testnet::TestnetSpec { chain_id, validators: arguments.validators, base_port: arguments.base_port })
+}
+
+fn up(arguments: UpArgs) -> anyhow::Result<()> {
+    let dir = &arguments.generate.dir;
+    if arguments.reset {
+        testnet::reset(dir)?;
+    }
+    if testnet::exists(dir) {
+        println!("resuming the network in {} (--reset starts over)", dir.display());
+    } else {
+        testnet::generate(dir, &spec(&arguments.generate)?)?;
+        println!("generated a {}-validator network in {}", arguments.generate.validators, dir.display());
+    }
+    let network = testnet::load(dir)?;
+    let stele = std::env::current_exe()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut running = testnet::start(network, &stele, arguments.follow)?;
+        println!("waiting for the first block...");
+        if let Err(error) = running.wait_until_committed(std::time::Duration::from_secs(60)).await {
+            running.stop();
+            return Err(error.into());
+        }
+        print_table(&running);
+        let stopped_by = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C".to_string(),
+            _ = terminate_signal() => "SIGTERM".to_string(),
+            exited = watch_exits(&mut running) => exited,
+        };
+        // Stopping the nodes must not depend on stdout still being open (a closed pipe).
+        say(&format!("{stopped_by}: stopping every node..."));
+        let mut clean = true;
+        for (name, status) in running.stop() {
+            let ok = status.is_some_and(|status| status.success());
+            clean &= ok;
+            say(&format!("  {name}: {}", status.map(|status| status.to_string()).unwrap_or_else(|| "unknown".into())));
+        }
+        if !clean {
+            anyhow::bail!("a node did not stop cleanly; see its node.log");
+        }
+        Ok(())
+    })
+}
+
+/// Prints a line, ignoring a closed stdout.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+async fn terminate_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Completes when a node process exits on its own, naming it.
+async fn watch_exits(running: &mut testnet::Running) -> String {
+    loop {
+        if let Some((name, status)) = running.exited() {
+            return format!("{name} exited ({status})");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+fn print_table(running: &testnet::Running) {
+    println!();
+    println!("{:<7} {:<53} {:<24} {:<33} log", "node", "peer id", "rpc", "metrics");
+    for process in &running.processes {
+        let node = &process.node;
+        println!(
+            "{:<7} {:<53} {:<24} {:<33} {}",
+            node.name,
+            node.peer_id,
+            node.rpc_url,
+            node.metrics_url,
+            process.log.display()
+        );
+    }
+    let rpc = running.processes.first().map(|process| process.node.rpc_url.clone()).unwrap_or_default();
+    println!();
+    println!("Try a transfer from the faucet (every role, large balance):");
+    println!(
+        "  stele tx transfer --to 0x00000000000000000000000000000000000000aa --amount 10 --key {} --rpc {rpc} --wait",
+        running.network.faucet_key_path.display()
+    );
+    println!("  stele query account 0x00000000000000000000000000000000000000aa --rpc {rpc}");
+    println!("Ctrl-C stops every node; `stele testnet up` again resumes with the same data.");
+}
+
 pub fn run(command: TestnetCommand) -> anyhow::Result<()> {
     match command {
+        TestnetCommand::Up(arguments) => up(arguments),
         TestnetCommand::Generate(arguments) => {
-            let chain_id = ChainId::new(&arguments.chain_id)
-                .map_err(|error| anyhow::anyhow!("--chain-id {:?}: {error}", arguments.chain_id))?;
-            let spec =
-                testnet::TestnetSpec { chain_id, validators: arguments.validators, base_port: arguments.base_port };
-            let generated = testnet::generate(&arguments.dir, &spec)?;
+            let generated = testnet::generate(&arguments.dir, &spec(&arguments)?)?;
             println!("wrote a {}-validator network to {}", generated.nodes.len(), arguments.dir.display());
             println!("faucet key: {}", generated.network.faucet_key_path.display());
             println!("{:<8} {:<54} {:<24} start with", "node", "peer id", "rpc");

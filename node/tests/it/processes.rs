@@ -392,3 +392,135 @@ fn audit_names_the_height_and_reason_of_any_tampered_value() {
         assert!(!failure["reason"].as_str().expect("reason").is_empty());
     }
 }
+
+/// `stele testnet up` as a child: stopped with SIGTERM (so it stops its nodes) however the test
+/// ends.
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `stele testnet up` and returns once it printed its table (or panics with its output).
+fn testnet_up(dir: &Path, base: u16) -> (Up, String) {
+    use std::io::BufRead;
+    let mut child = stele()
+        .args(["testnet", "up", "--validators", "4", "--base-port", &base.to_string(), "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn testnet up");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after the test stops listening, so the child never writes to a closed pipe.
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let up = Up(child);
+    let mut output = String::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !output.contains("Ctrl-C stops every node") {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(remaining) {
+            Ok(line) => {
+                output.push_str(&line);
+                output.push('\n');
+            }
+            Err(_) => panic!("testnet up printed no table in time:\n{output}"),
+        }
+    }
+    (up, output)
+}
+
+fn stop_up(mut up: Up) {
+    let status = Command::new("kill").args(["-TERM", &up.0.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = up.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "testnet up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "testnet up exit status {status}");
+}
+
+#[test]
+fn testnet_up_runs_a_network_that_commits_audits_stops_and_resumes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(12);
+    let rpc = |index: u16| format!("http://127.0.0.1:{}", base + 3 * index + 1);
+    let (up, table) = testnet_up(dir.path(), base);
+    assert!(table.contains("generated a 4-validator network"), "{table}");
+    for index in 0..4u16 {
+        assert!(table.contains(&rpc(index)), "{table}");
+    }
+    let faucet = dir.path().join("faucet.key.json");
+    let committed: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "tx",
+        "transfer",
+        "--to",
+        "0x00000000000000000000000000000000000000cc",
+        "--amount",
+        "3",
+        "--key",
+        faucet.to_str().expect("utf-8"),
+        "--rpc",
+        &rpc(1),
+        "--wait",
+        "--json",
+    ]))
+    .expect("json");
+    let hash = committed["hash"].as_str().expect("hash").to_string();
+    let committed_at = committed["height"].as_u64().expect("height");
+    // Seen committed on every node.
+    for index in 0..4u16 {
+        wait_for("the transaction on every node", || {
+            let output = stele().args(["query", "tx", &hash, "--json", "--rpc", &rpc(index)]).output().expect("run");
+            String::from_utf8_lossy(&output.stdout).contains("\"committed\"")
+        });
+    }
+    let genesis = dir.path().join("genesis.json");
+    let mut audit = vec!["audit", "--json", "--genesis", genesis.to_str().expect("utf-8")];
+    let urls: Vec<String> = (0..4).map(rpc).collect();
+    for url in &urls {
+        audit.extend(["--rpc", url.as_str()]);
+    }
+    let report: serde_json::Value = serde_json::from_str(&run_ok(&audit)).expect("json");
+    assert_eq!(report["valid"], true, "{report}");
+    stop_up(up);
+    // Every node is gone: nobody answers on the metrics ports.
+    for index in 0..4u16 {
+        assert!(height(base + 3 * index + 2).is_none(), "node{index} still runs");
+    }
+
+    // Again: the same network resumes with its data.
+    let (up, table) = testnet_up(dir.path(), base);
+    assert!(table.contains("resuming the network"), "{table}");
+    let account: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "query",
+        "account",
+        "0x00000000000000000000000000000000000000cc",
+        "--json",
+        "--rpc",
+        &rpc(2),
+    ]))
+    .expect("json");
+    assert_eq!(account["balance"], 3);
+    assert!(account["height"].as_u64().expect("height") >= committed_at);
+    stop_up(up);
+}
