@@ -106,6 +106,17 @@ pub struct BlockInput<'a> {
 
 /// Executes a block on the state after its parent. Pure apart from reading `state`.
 pub fn execute<S: StateReader + Sync>(state: &S, block: BlockInput<'_>) -> Result<Execution, ExecutionError> {
+    execute_trusting(state, block, |_| false)
+}
+
+/// [`execute`], skipping the signature check of transactions for which `verified` says this
+/// node already checked exactly these bytes (its mempool admitted them): each signature is then
+/// checked once per node, not once at admission and again in every block.
+pub fn execute_trusting<S: StateReader + Sync>(
+    state: &S,
+    block: BlockInput<'_>,
+    verified: impl Fn(&SignedTransaction) -> bool + Sync,
+) -> Result<Execution, ExecutionError> {
     let params: Params = read(state, keys::PARAMS)?.ok_or_else(|| missing(keys::PARAMS))?;
     let last: LastBlock = read(state, keys::LAST_BLOCK)?.ok_or_else(|| missing(keys::LAST_BLOCK))?;
     if block.height != last.height + 1 {
@@ -116,7 +127,7 @@ pub fn execute<S: StateReader + Sync>(state: &S, block: BlockInput<'_>) -> Resul
     // reads the state and its result is dropped if any signature fails, so the outcome is the
     // one of checking first, and a signature error always wins over an execution error.
     let (signatures, execution) =
-        rayon::join(|| verify_signatures(block.transactions), || apply_block(state, block, &params));
+        rayon::join(|| verify_signatures_except(block.transactions, &verified), || apply_block(state, block, &params));
     signatures?;
     execution
 }
@@ -179,16 +190,27 @@ fn check_stateless(block: BlockInput<'_>, params: &Params) -> Result<(), Executi
 
 /// Verifies every signature in parallel batches of 256; names the first bad one.
 pub fn verify_signatures(transactions: &[SignedTransaction]) -> Result<(), ExecutionError> {
-    transactions
+    verify_signatures_except(transactions, &|_| false)
+}
+
+/// Verifies the signatures `verified` does not vouch for; names the first bad one (by its index
+/// in the block).
+fn verify_signatures_except(
+    transactions: &[SignedTransaction],
+    verified: &(impl Fn(&SignedTransaction) -> bool + Sync),
+) -> Result<(), ExecutionError> {
+    let unchecked: Vec<usize> =
+        (0..transactions.len()).into_par_iter().filter(|index| !verified(&transactions[*index])).collect();
+    unchecked
         .par_chunks(SIGNATURE_CHUNK)
-        .enumerate()
-        .map(|(chunk_index, chunk)| {
-            let messages: Vec<Vec<u8>> = chunk.iter().map(|tx| tx.transaction.signing_bytes()).collect();
+        .map(|chunk| {
+            let messages: Vec<Vec<u8>> =
+                chunk.iter().map(|index| transactions[*index].transaction.signing_bytes()).collect();
             let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-            let signatures: Vec<Signature> = chunk.iter().map(|tx| tx.signature).collect();
-            let signers: Vec<PublicKey> = chunk.iter().map(|tx| tx.transaction.signer).collect();
+            let signatures: Vec<Signature> = chunk.iter().map(|index| transactions[*index].signature).collect();
+            let signers: Vec<PublicKey> = chunk.iter().map(|index| transactions[*index].transaction.signer).collect();
             verify_batch(&message_refs, &signatures, &signers).map_err(|error| ExecutionError::InvalidTransaction {
-                index: chunk_index * SIGNATURE_CHUNK + error.index,
+                index: chunk[error.index],
                 error: TxError::BadSignature,
             })
         })

@@ -123,6 +123,26 @@ fn bad_signatures_wrong_chains_and_oversized_blocks_are_invalid() {
 }
 
 #[test]
+fn signatures_vouched_for_are_skipped_and_others_still_checked_by_block_index() {
+    let chain = TestChain::new();
+    let faucet = chain.faucet.clone();
+    let head = chain.store.head().expect("head");
+    let proposer = chain.validators[0].public_key();
+    let mut transactions: Vec<_> = (0..300).map(|nonce| transfer(&faucet, nonce, &key(2), 1)).collect();
+    transactions[5].signature.0[0] ^= 1;
+    transactions[290].signature.0[0] ^= 1;
+    let vouched: std::collections::HashSet<Digest> = transactions[..10].iter().map(|tx| tx.hash()).collect();
+    let built = ledger::build_block_trusting(&chain.store, &head, proposer, 0, transactions.clone(), |tx| {
+        vouched.contains(&tx.hash())
+    });
+    // The forged signature at 5 is vouched for (a node only vouches for what it verified); the
+    // one at 290 is checked and named by its index in the block.
+    assert_eq!(built.err(), Some(ExecutionError::InvalidTransaction { index: 290, error: TxError::BadSignature }));
+    let everything = ledger::build_block(&chain.store, &head, proposer, 0, transactions).err();
+    assert_eq!(everything, Some(ExecutionError::InvalidTransaction { index: 5, error: TxError::BadSignature }));
+}
+
+#[test]
 fn records_roles_and_mint() {
     let mut chain = TestChain::new();
     let faucet = chain.faucet.clone();
