@@ -4,6 +4,7 @@
 //! Drives `stele` as a process and talks to it over JSON-RPC; never links the node crate (so
 //! the configuration it writes is plain TOML text, checked by the node when it starts).
 
+pub mod bench;
 mod generate;
 mod launch;
 

@@ -1,6 +1,7 @@
 //! The command line: one module per command group, parsed with clap derive.
 
 mod audit;
+mod bench;
 mod keys;
 mod query;
 mod rpc_client;
@@ -35,6 +36,8 @@ enum Command {
     /// Ask a node about the chain.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// Load a running network with transfers; report committed tx/s and latency.
+    Bench(bench::BenchArgs),
     /// Re-verify a chain from its genesis, from a node's store or over JSON-RPC.
     Audit(audit::AuditArgs),
     /// Check a transaction proof bundle offline against a genesis file.
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(command) => query::run(command),
         Command::VerifyProof(arguments) => verify_proof::run(arguments),
         Command::Audit(arguments) => audit::run(arguments),
+        Command::Bench(arguments) => bench::run(arguments),
     }
 }

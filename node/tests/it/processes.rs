@@ -494,9 +494,21 @@ fn testnet_up_runs_a_network_that_commits_audits_stops_and_resumes() {
             String::from_utf8_lossy(&output.stdout).contains("\"committed\"")
         });
     }
+    // A small bench run: every admitted transfer is seen committed.
+    let urls: Vec<String> = (0..4).map(rpc).collect();
+    let mut bench =
+        vec!["bench", "--json", "--txs", "2000", "--accounts", "20", "--key", faucet.to_str().expect("utf-8")];
+    for url in &urls {
+        bench.extend(["--rpc", url.as_str()]);
+    }
+    let report: serde_json::Value = serde_json::from_str(&run_ok(&bench)).expect("json");
+    assert_eq!(report["committed"], 2000, "{report}");
+    assert_eq!(report["submitted"], 2000, "{report}");
+    assert!(report["tx_per_second"].as_f64().expect("rate") > 0.0);
+    assert!(report["latency_ms"]["p99"].as_f64().expect("p99") >= report["latency_ms"]["p50"].as_f64().expect("p50"));
+
     let genesis = dir.path().join("genesis.json");
     let mut audit = vec!["audit", "--json", "--genesis", genesis.to_str().expect("utf-8")];
-    let urls: Vec<String> = (0..4).map(rpc).collect();
     for url in &urls {
         audit.extend(["--rpc", url.as_str()]);
     }

@@ -1,0 +1,297 @@
+//! The load generator behind `stele bench`: funds accounts, pre-signs transfers before the clock
+//! starts, submits them across every node in JSON-RPC batches, follows commits over WebSocket
+//! and reports committed tx/s and submit-to-commit latency.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use consensus::{ChainId, Digest, SigningKey};
+use jsonrpsee::{
+    core::{client::ClientT, params::BatchRequestBuilder},
+    http_client::{HttpClient, HttpClientBuilder},
+    rpc_params,
+    ws_client::WsClientBuilder,
+};
+use ledger::{Address, Payload, Role, SignedTransaction, Transaction};
+use rpc::{
+    api::SteleApiClient,
+    types::{BlockId, to_hex},
+};
+use serde::Serialize;
+
+use crate::Error;
+
+/// Most transactions per account: the mempool keeps at most 1,000 per account by default.
+pub const PER_ACCOUNT_MAX: u64 = 1_000;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchSpec {
+    /// The nodes' JSON-RPC URLs (the first one is followed over WebSocket).
+    pub rpc: Vec<String>,
+    /// The key that funds the senders: it needs the admin and transact roles and a balance (a
+    /// generated network's faucet has them).
+    pub funder: SigningKey,
+    /// Transfers to commit.
+    pub txs: u64,
+    /// Sending accounts.
+    pub accounts: u64,
+    /// Offered load in tx/s; `None` submits as fast as the nodes accept.
+    pub rate: Option<u64>,
+    /// Transactions per JSON-RPC batch.
+    pub batch: usize,
+    /// Give up waiting for commits after this long.
+    pub timeout: Duration,
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Worst.
+    pub max: f64,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BenchReport {
+    /// Transfers submitted (admitted by a node).
+    pub submitted: u64,
+    /// Submissions refused (with the first reason).
+    pub refused: u64,
+    /// The first refusal's message.
+    pub first_refusal: Option<String>,
+    /// Transfers seen committed.
+    pub committed: u64,
+    /// First submission to last commit, in seconds.
+    pub seconds: f64,
+    /// Committed transfers per second.
+    pub tx_per_second: f64,
+    /// Blocks carrying the load.
+    pub blocks: u64,
+    /// Blocks per second.
+    pub blocks_per_second: f64,
+    /// Mean transfers per block.
+    pub txs_per_block: f64,
+    /// Submit-to-commit latency (commit as seen by the first node).
+    pub latency_ms: Latency,
+}
+
+fn launch_error(what: impl std::fmt::Display) -> Error {
+    Error::Launch(what.to_string())
+}
+
+fn http(url: &str) -> Result<HttpClient, Error> {
+    HttpClientBuilder::default()
+        .max_response_size(512 * 1024 * 1024)
+        .request_timeout(Duration::from_secs(120))
+        .build(url)
+        .map_err(|error| launch_error(format!("{url}: {error}")))
+}
+
+fn sign(chain_id: &ChainId, key: &SigningKey, nonce: u64, payload: Payload) -> SignedTransaction {
+    Transaction { chain_id: chain_id.clone(), signer: key.public_key(), nonce, payload }.sign(key)
+}
+
+/// Submits one batch; returns the hashes admitted and the refusals.
+async fn submit_batch(client: &HttpClient, batch: &[SignedTransaction]) -> Result<(usize, Vec<String>), Error> {
+    let mut request = BatchRequestBuilder::new();
+    for transaction in batch {
+        request.insert("tx_submit", rpc_params![to_hex(&transaction.encode())]).map_err(launch_error)?;
+    }
+    let responses = client.batch_request::<Digest>(request).await.map_err(launch_error)?;
+    let mut refusals = Vec::new();
+    let mut admitted = 0;
+    for response in responses.iter() {
+        match response {
+            Ok(_) => admitted += 1,
+            Err(error) => refusals.push(format!("{} (code {})", error.message(), error.code())),
+        }
+    }
+    Ok((admitted, refusals))
+}
+
+/// Runs the benchmark against a running network.
+pub async fn run(spec: &BenchSpec) -> Result<BenchReport, Error> {
+    if spec.rpc.is_empty() {
+        return Err(launch_error("at least one --rpc URL"));
+    }
+    if spec.accounts == 0 || spec.txs == 0 || spec.txs.div_ceil(spec.accounts) > PER_ACCOUNT_MAX {
+        return Err(launch_error(format!(
+            "need 1 <= txs / accounts <= {PER_ACCOUNT_MAX} (the mempool's per-account cap); use more --accounts"
+        )));
+    }
+    let clients: Vec<HttpClient> = spec.rpc.iter().map(|url| http(url)).collect::<Result<_, _>>()?;
+    let first = &clients[0];
+    let chain_id = first.chain_status().await.map_err(launch_error)?.chain_id;
+
+    // Setup (not timed): the senders get the transact role and a balance.
+    let funder_nonce =
+        first.state_get_account(Address::of(&spec.funder.public_key()), None).await.map_err(launch_error)?.nonce;
+    let senders: Vec<SigningKey> =
+        (0..spec.accounts).map(|_| SigningKey::generate().map_err(launch_error)).collect::<Result<_, _>>()?;
+    let mut setup = Vec::new();
+    for (index, sender) in senders.iter().enumerate() {
+        let account = Address::of(&sender.public_key());
+        let nonce = funder_nonce + 2 * index as u64;
+        setup.push(sign(&chain_id, &spec.funder, nonce, Payload::GrantRole { account, role: Role::Transact }));
+        setup.push(sign(&chain_id, &spec.funder, nonce + 1, Payload::Transfer { to: account, amount: spec.txs + 1 }));
+    }
+    for chunk in setup.chunks(spec.batch.max(1)) {
+        let (_, refusals) = submit_batch(first, chunk).await?;
+        if let Some(refusal) = refusals.first() {
+            return Err(launch_error(format!("funding the senders: {refusal}")));
+        }
+    }
+    if let Some(last) = setup.last() {
+        let hex = to_hex(&last.encode());
+        // Already pending: waits for it.
+        first.tx_submit_and_wait(hex, Some(60_000)).await.map_err(|error| launch_error(format!("funding: {error}")))?;
+    }
+
+    // Pre-signed before the clock starts: per node, its senders' transfers in nonce order.
+    let recipient = Address::of(&SigningKey::from_seed([0xbe; 32]).public_key());
+    let per_account = spec.txs.div_ceil(spec.accounts);
+    let mut per_node: Vec<Vec<SignedTransaction>> = vec![Vec::new(); clients.len()];
+    let mut total = 0;
+    'sign: for nonce in 0..per_account {
+        for (index, sender) in senders.iter().enumerate() {
+            if total == spec.txs {
+                break 'sign;
+            }
+            per_node[index % clients.len()].push(sign(
+                &chain_id,
+                sender,
+                nonce,
+                Payload::Transfer { to: recipient, amount: 1 },
+            ));
+            total += 1;
+        }
+    }
+    let submitted_at: Arc<Mutex<HashMap<Digest, Instant>>> =
+        Arc::new(Mutex::new(HashMap::with_capacity(total as usize)));
+
+    let ws_url = spec.rpc[0].replacen("http://", "ws://", 1);
+    let ws = WsClientBuilder::default()
+        .max_response_size(512 * 1024 * 1024)
+        .build(&ws_url)
+        .await
+        .map_err(|error| launch_error(format!("{ws_url}: {error}")))?;
+    let mut blocks = ws.chain_subscribe_blocks().await.map_err(launch_error)?;
+
+    let started = Instant::now();
+    let per_node_rate = spec.rate.map(|rate| rate as f64 / clients.len() as f64);
+    let mut tasks = Vec::new();
+    for (client, transactions) in clients.iter().cloned().zip(per_node) {
+        let submitted_at = submitted_at.clone();
+        let batch = spec.batch.max(1);
+        tasks.push(tokio::spawn(async move {
+            let (mut admitted, mut refusals) = (0u64, Vec::new());
+            for (index, chunk) in transactions.chunks(batch).enumerate() {
+                if let Some(rate) = per_node_rate {
+                    let due = started + Duration::from_secs_f64((index * batch) as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let now = Instant::now();
+                if let Ok(mut map) = submitted_at.lock() {
+                    map.extend(chunk.iter().map(|tx| (tx.hash(), now)));
+                }
+                let (ok, refused) = submit_batch(&client, chunk).await?;
+                admitted += ok as u64;
+                refusals.extend(refused);
+            }
+            Ok::<_, Error>((admitted, refusals))
+        }));
+    }
+
+    // Follow commits on the first node until every admitted transfer is seen.
+    let mut latencies: Vec<f64> = Vec::with_capacity(total as usize);
+    let (mut load_blocks, mut last_commit, mut submitted, mut refused, mut first_refusal) =
+        (0u64, started, 0u64, 0u64, None);
+    let mut submissions_done = false;
+    let deadline = Instant::now() + spec.timeout;
+    loop {
+        if !submissions_done && tasks.iter().all(|task| task.is_finished()) {
+            for task in tasks.drain(..) {
+                let (admitted, refusals) = task.await.map_err(launch_error)??;
+                submitted += admitted;
+                refused += refusals.len() as u64;
+                if first_refusal.is_none() {
+                    first_refusal = refusals.into_iter().next();
+                }
+            }
+            submissions_done = true;
+        }
+        if submissions_done && latencies.len() as u64 >= submitted {
+            break;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(launch_error(format!(
+                "only {} of {} transfers committed within {} s",
+                latencies.len(),
+                total,
+                spec.timeout.as_secs()
+            )));
+        }
+        let header = match tokio::time::timeout(remaining.min(Duration::from_millis(500)), blocks.next()).await {
+            Err(_) => continue,
+            Ok(Some(Ok(header))) => header,
+            Ok(Some(Err(error))) => return Err(launch_error(format!("block subscription: {error}"))),
+            Ok(None) => return Err(launch_error("the block subscription closed")),
+        };
+        let seen = Instant::now();
+        if header.tx_count == 0 {
+            continue;
+        }
+        let block = first.chain_get_block(BlockId::Height(header.height)).await.map_err(launch_error)?;
+        let mut ours = 0;
+        if let Ok(map) = submitted_at.lock() {
+            for transaction in &block.transactions {
+                if let Some(at) = map.get(&transaction.hash) {
+                    latencies.push(seen.duration_since(*at).as_secs_f64() * 1000.0);
+                    ours += 1;
+                }
+            }
+        }
+        if ours > 0 {
+            load_blocks += 1;
+            last_commit = seen;
+        }
+    }
+    let seconds = last_commit.duration_since(started).as_secs_f64().max(1e-9);
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        latencies[rank.clamp(1, latencies.len()) - 1]
+    };
+    let committed = latencies.len() as u64;
+    Ok(BenchReport {
+        submitted,
+        refused,
+        first_refusal,
+        committed,
+        seconds,
+        tx_per_second: committed as f64 / seconds,
+        blocks: load_blocks,
+        blocks_per_second: load_blocks as f64 / seconds,
+        txs_per_block: committed as f64 / load_blocks.max(1) as f64,
+        latency_ms: Latency {
+            p50: percentile(50.0),
+            p90: percentile(90.0),
+            p99: percentile(99.0),
+            max: latencies.last().copied().unwrap_or(0.0),
+        },
+    })
+}
