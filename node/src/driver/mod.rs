@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use crate::{
     mempool::{AdmitError, Mempool, MempoolConfig},
     metrics::Metrics,
-    p2p::{NetworkEvent, NetworkHandle, Topic, protocol::TxGossip},
+    p2p::{NetworkHandle, Topic, protocol::TxGossip},
 };
 
 use proposals::Proposal;
@@ -147,6 +147,12 @@ const COMMIT_BUFFER: usize = 1024;
 const TX_GOSSIP_BATCH: usize = 1024;
 /// ...and at least this often while some wait.
 const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(10);
+/// Ready transactions that no block has taken for this long are gossiped again (gossipsub
+/// drops messages to peers whose send queues are full, so a transaction may reach only the node
+/// it was submitted to, which then waits alone for work)...
+const REGOSSIP_AFTER: Duration = Duration::from_secs(2);
+/// ...at most this many per round.
+const REGOSSIP_MAX: usize = 1024;
 /// At boot, how long to wait for a quorum of peers before starting the next height anyway.
 const BOOT_GRACE: Duration = Duration::from_secs(3);
 /// How often peers are asked for their heads (to notice being behind).
@@ -244,7 +250,7 @@ impl Driver {
     /// state and starts the next height at once (a restarted network shows liveness).
     pub async fn run(
         mut self,
-        mut events: mpsc::Receiver<NetworkEvent>,
+        mut events: crate::p2p::Events,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), Error> {
         self.refresh_validators()?;
@@ -261,6 +267,7 @@ impl Driver {
         self.booting = true;
         let mut heads = tokio::time::interval(HEADS_INTERVAL);
         let mut gossip = tokio::time::interval(TX_GOSSIP_INTERVAL);
+        let mut regossip = tokio::time::interval(REGOSSIP_AFTER);
         loop {
             if self.booting && (Instant::now() >= boot_deadline || self.connected + 1 >= self.validators.quorum()) {
                 self.booting = false;
@@ -271,13 +278,17 @@ impl Driver {
                 biased;
                 _ = shutdown.changed() => break,
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline()?,
-                event = events.recv() => match event {
+                // Consensus first, then clients, then transaction gossip: a flood of transactions
+                // must not starve votes.
+                event = events.consensus.recv() => match event {
                     Some(event) => self.on_network(event)?,
                     None => break,
                 },
                 Some(request) = self.requests.recv() => self.on_request(request)?,
+                Some(event) = events.transactions.recv() => self.on_network(event)?,
                 _ = heads.tick() => self.network.ask_heads(),
                 _ = gossip.tick(), if !self.tx_outbox.is_empty() => self.flush_tx_gossip(),
+                _ = regossip.tick() => self.regossip_stuck()?,
             }
             self.maybe_start_height()?;
         }
@@ -507,6 +518,21 @@ impl Driver {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Gossips again the transactions the next block would take, if none was committed lately.
+    fn regossip_stuck(&mut self) -> Result<(), Error> {
+        if self.mempool.is_empty()
+            || self.last_commit_at.elapsed() < REGOSSIP_AFTER
+            || !self.mempool.has_ready(self.store.as_ref())?
+        {
+            return Ok(());
+        }
+        let ready = self.mempool.reap(self.store.as_ref(), REGOSSIP_MAX, usize::MAX)?;
+        debug!(count = ready.len(), "gossiping pending transactions again");
+        self.tx_outbox.extend(ready.iter().map(ledger::SignedTransaction::encode));
+        self.flush_tx_gossip();
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, io, time::Duration};
 
-use consensus::{ChainId, Digest};
+use consensus::ChainId;
 use libp2p::{
     StreamProtocol, allow_block_list, connection_limits, gossipsub, identify,
     identity::Keypair,
@@ -83,15 +83,16 @@ impl Behaviour {
     }
 }
 
-/// Gossipsub with signed messages, content-addressed ids (a message relayed twice is one
-/// message), manual validation (nothing is forwarded before the node checked it) and peer
-/// scoring that penalises senders of rejected messages.
+/// Gossipsub with signed messages, manual validation (nothing is forwarded before the node
+/// checked it) and peer scoring that penalises senders of rejected messages. Message ids are the
+/// default (author and sequence number), not content hashes: the consensus core retransmits
+/// identical messages on timeouts, and a content-addressed id would make gossipsub refuse every
+/// retransmission for the length of its duplicate cache (a liveness bug seen under load).
 fn gossipsub(key: &Keypair, chain_id: &ChainId, limits: Limits) -> Result<gossipsub::Behaviour, String> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(limits.max_message_bytes)
-        .message_id_fn(|message| gossipsub::MessageId::from(Digest::of(&message.data).0.to_vec()))
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .map_err(|error| error.to_string())?;

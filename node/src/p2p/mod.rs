@@ -139,6 +139,15 @@ pub enum NetworkEvent {
     Disconnected(PeerId),
 }
 
+/// What the network delivers, on two channels so the driver can serve consensus before
+/// transaction gossip (a flood of transactions must not starve votes).
+pub struct Events {
+    /// Everything but transaction gossip.
+    pub consensus: mpsc::Receiver<NetworkEvent>,
+    /// Transaction gossip.
+    pub transactions: mpsc::Receiver<NetworkEvent>,
+}
+
 /// A connected peer, as `net_peers` reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerInfo {
@@ -240,6 +249,10 @@ impl NetworkHandle {
 /// Capacity of the event channel to the driver: when the driver falls behind, the network
 /// stops reading from peers instead of buffering without bound.
 const EVENT_CAPACITY: usize = 4096;
+/// Gossip refused because every peer's send queue was full is retried this often...
+const RETRY_INTERVAL: Duration = Duration::from_millis(50);
+/// ...keeping at most this many messages.
+const RETRY_MAX: usize = 4096;
 /// How often disconnected bootstrap peers are dialled again and Kademlia refreshed.
 const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
 
@@ -247,7 +260,7 @@ const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
 pub async fn start(
     settings: Settings,
     store: Arc<dyn BlockReader + Send + Sync>,
-) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), Error> {
+) -> Result<(NetworkHandle, Events), Error> {
     let chain_id = settings.chain_id.clone();
     let limits = settings.limits;
     let local_peer_id = settings.keypair.public().to_peer_id();
@@ -294,19 +307,25 @@ pub async fn start(
         swarm.behaviour_mut().kademlia.add_address(peer, address.clone());
     }
     let (commands, command_receiver) = mpsc::unbounded_channel();
-    let (events, event_receiver) = mpsc::channel(EVENT_CAPACITY);
+    let (events, consensus_events) = mpsc::channel(EVENT_CAPACITY);
+    let (tx_events, transaction_events) = mpsc::channel(EVENT_CAPACITY);
     let task = NetworkTask {
         swarm,
         chain_id: settings.chain_id,
         store,
         events,
+        tx_events,
         bootstrap,
         pending: HashMap::new(),
         addresses: HashMap::new(),
+        retry: std::collections::VecDeque::new(),
         max_message_bytes: limits.max_message_bytes,
     };
     tokio::spawn(task.run(command_receiver));
-    Ok((NetworkHandle { commands, local_peer_id }, event_receiver))
+    Ok((
+        NetworkHandle { commands, local_peer_id },
+        Events { consensus: consensus_events, transactions: transaction_events },
+    ))
 }
 
 struct NetworkTask {
@@ -314,17 +333,21 @@ struct NetworkTask {
     chain_id: ChainId,
     store: Arc<dyn BlockReader + Send + Sync>,
     events: mpsc::Sender<NetworkEvent>,
+    tx_events: mpsc::Sender<NetworkEvent>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     /// Outstanding requests whose answers the driver wants, by request id.
     pending: HashMap<request_response::OutboundRequestId, PeerId>,
     /// The remote address of each connected peer.
     addresses: HashMap<PeerId, Multiaddr>,
+    /// Gossip waiting for room in the peers' send queues.
+    retry: std::collections::VecDeque<(Topic, Vec<u8>)>,
     max_message_bytes: usize,
 }
 
 impl NetworkTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut redial = tokio::time::interval(REDIAL_INTERVAL);
+        let mut retry = tokio::time::interval(RETRY_INTERVAL);
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -332,16 +355,51 @@ impl NetworkTask {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => {
-                    if let Some(event) = self.swarm_event(event)
-                        && self.events.send(event).await.is_err()
-                    {
-                        break;
+                    if let Some(event) = self.swarm_event(event) {
+                        let channel = match &event {
+                            NetworkEvent::Gossip { topic: Topic::Transactions, .. } => &self.tx_events,
+                            _ => &self.events,
+                        };
+                        if channel.send(event).await.is_err() {
+                            break;
+                        }
                     }
                 }
                 _ = redial.tick() => self.redial(),
+                _ = retry.tick(), if !self.retry.is_empty() => self.retry_publishing(),
             }
         }
         debug!("network task stopped");
+    }
+
+    /// Publishes, keeping what the peers' send queues could not take for a later retry (a
+    /// dropped transaction batch would otherwise reach only this node's mempool).
+    fn publish(&mut self, topic: Topic, data: Vec<u8>) {
+        let gossip_topic = match topic {
+            Topic::Consensus => consensus_topic(&self.chain_id),
+            Topic::Transactions => transactions_topic(&self.chain_id),
+        };
+        match self.swarm.behaviour_mut().gossipsub.publish(gossip_topic, data.clone()) {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::AllQueuesFull(_)) => {
+                if self.retry.len() >= RETRY_MAX {
+                    warn!("gossip retry queue full; dropping the oldest message");
+                    self.retry.pop_front();
+                }
+                self.retry.push_back((topic, data));
+            }
+            // With no peer subscribed yet (alone, or just started) there is nobody to tell;
+            // consensus retransmits what matters on timeouts.
+            Err(error) => debug!(%error, "gossip not published"),
+        }
+    }
+
+    /// Publishes what waited for room in the send queues, in order.
+    fn retry_publishing(&mut self) {
+        for _ in 0..self.retry.len() {
+            let Some((topic, data)) = self.retry.pop_front() else { break };
+            self.publish(topic, data);
+        }
     }
 
     fn redial(&mut self) {
@@ -358,17 +416,7 @@ impl NetworkTask {
     fn command(&mut self, command: Command) {
         let behaviour = self.swarm.behaviour_mut();
         match command {
-            Command::Publish { topic, data } => {
-                let topic = match topic {
-                    Topic::Consensus => consensus_topic(&self.chain_id),
-                    Topic::Transactions => transactions_topic(&self.chain_id),
-                };
-                // With no peer subscribed yet (alone, or just started) there is nobody to tell;
-                // a duplicate was already sent. Consensus retransmits what matters on timeouts.
-                if let Err(error) = behaviour.gossipsub.publish(topic, data) {
-                    debug!(%error, "gossip not published");
-                }
-            }
+            Command::Publish { topic, data } => self.publish(topic, data),
             Command::Validated { id, source, acceptance } => {
                 behaviour.gossipsub.report_message_validation_result(&id, &source, acceptance);
             }
