@@ -286,7 +286,10 @@ impl Driver {
                 },
                 Some(request) = self.requests.recv() => self.on_request(request)?,
                 Some(event) = events.transactions.recv() => self.on_network(event)?,
-                _ = heads.tick() => self.network.ask_heads(),
+                _ = heads.tick() => {
+                    self.network.ask_heads();
+                    self.refetch_missing_bodies();
+                }
                 _ = gossip.tick(), if !self.tx_outbox.is_empty() => self.flush_tx_gossip(),
                 _ = regossip.tick() => self.regossip_stuck()?,
             }
@@ -352,8 +355,15 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends a consensus message to every validator; a proposal travels with its block.
+    /// Sends a consensus message to every validator: over gossipsub (a proposal with its block)
+    /// and also directly to each validator over request-response, so votes never depend on
+    /// gossipsub's send queues, which drop messages under a transaction flood. The core ignores
+    /// the duplicate; a validator that misses a block body fetches it by hash.
     fn broadcast(&mut self, message: Message) {
+        let me = self.network.local_peer_id();
+        for peer in self.validator_peers.iter().flatten().filter(|peer| **peer != me) {
+            self.network.send_direct(*peer, message.clone());
+        }
         let proposed = match &message {
             Message::PrePrepare(vote) => Some(vote.vote.digest),
             Message::NewView { proposal, .. } => Some(proposal.vote.digest),
@@ -519,6 +529,17 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Asks peers again for block bodies still missing: a decided block's (the core ignores
+    /// timers once it decided, so without its body this node would wait forever) and those of
+    /// proposals waiting for validation. A first request can fail under load.
+    fn refetch_missing_bodies(&self) {
+        let missing = self.awaiting_block.iter().map(|certificate| certificate.digest);
+        for digest in missing.chain(self.awaiting_validation.keys().copied()) {
+            debug!(%digest, "asking peers again for a missing block body");
+            self.network.request_proposal(digest);
+        }
     }
 
     /// Gossips again the transactions the next block would take, if none was committed lately.
