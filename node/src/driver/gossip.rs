@@ -1,6 +1,8 @@
 //! Inbound network traffic: gossip validation (nothing is forwarded before it decodes and its
 //! signatures verify against the validator set of its height) and direct messages.
 
+use std::borrow::Cow;
+
 use consensus::{Message, MessageError, ValidatorSet, Verified};
 use ledger::{BlockReader, StateHistory};
 use libp2p::PeerId;
@@ -128,11 +130,12 @@ impl Driver {
             self.network.ask_heads();
             return Err(Refusal::Ignored);
         }
-        let validators: ValidatorSet = if height == self.head.height + 1 {
-            self.validators.clone()
+        // The next height's set is held; only messages about older heights read one.
+        let validators: Cow<'_, ValidatorSet> = if height == self.head.height + 1 {
+            Cow::Borrowed(&self.validators)
         } else {
             match self.store.validator_set_for(height.max(1)) {
-                Ok(validators) => validators,
+                Ok(validators) => Cow::Owned(validators),
                 Err(error) => {
                     debug!(height, %error, "no validator set for an old message");
                     return Err(Refusal::Ignored);

@@ -50,17 +50,7 @@ fn a_peer_not_admitted_cannot_connect_or_inject_transactions() {
         let intruder_key = consensus::SigningKey::generate().expect("key");
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(intruder_key.seed()).expect("keypair");
         let intruder_id = keypair.public().to_peer_id();
-        let node0: libp2p::PeerId = cluster.network.nodes[0].peer_id.parse().expect("peer id");
-        let settings = p2p::Settings {
-            keypair,
-            chain_id: harness::chain_id(),
-            listen: format!("/ip4/127.0.0.1/tcp/{}", free_port()).parse().expect("multiaddr"),
-            bootstrap: vec![cluster.address(0).parse().expect("multiaddr")],
-            admitted: HashSet::from([node0]),
-            limits: Limits { max_connections: 8, max_message_bytes: 1 << 20 },
-        };
-        let reader: std::sync::Arc<dyn BlockReader + Send + Sync> = cluster.node(1).store.clone();
-        let (intruder, _events) = p2p::start(settings, reader).await.expect("intruder network");
+        let (intruder, _events) = peer_outside(&cluster, keypair).await;
         // Gossip a valid, signed transaction that would be admitted if it arrived.
         let transaction = cluster.transfer(5);
         let gossip = borsh::to_vec(&p2p::protocol::TxGossip(vec![transaction.encode()])).expect("encode");
@@ -201,6 +191,21 @@ fn a_validator_added_by_an_admin_transaction_signs_from_the_stated_height() {
     });
 }
 
+/// A libp2p node with `keypair`, not a validator, dialling node 0 of `cluster`.
+async fn peer_outside(cluster: &Cluster, keypair: libp2p::identity::Keypair) -> (p2p::NetworkHandle, p2p::Events) {
+    let node0: libp2p::PeerId = cluster.network.nodes[0].peer_id.parse().expect("peer id");
+    let settings = p2p::Settings {
+        keypair,
+        chain_id: harness::chain_id(),
+        listen: format!("/ip4/127.0.0.1/tcp/{}", free_port()).parse().expect("multiaddr"),
+        bootstrap: vec![cluster.address(0).parse().expect("multiaddr")],
+        admitted: HashSet::from([node0]),
+        limits: Limits { max_connections: 8, max_message_bytes: 1 << 20 },
+    };
+    let reader: std::sync::Arc<dyn BlockReader + Send + Sync> = cluster.node(1).store.clone();
+    p2p::start(settings, reader).await.expect("outside network")
+}
+
 /// Blocks node 3 must fetch in the sync test (override with `SYNC_BLOCKS`).
 fn sync_blocks() -> u64 {
     std::env::var("SYNC_BLOCKS").ok().and_then(|value| value.parse().ok()).unwrap_or(10_000)
@@ -241,17 +246,7 @@ fn an_admitted_peer_that_gossips_invalid_messages_loses_score() {
             cluster.start_with(index, config).await;
         }
         cluster.wait_height(1).await;
-        let node0: libp2p::PeerId = cluster.network.nodes[0].peer_id.parse().expect("peer id");
-        let settings = p2p::Settings {
-            keypair,
-            chain_id: harness::chain_id(),
-            listen: format!("/ip4/127.0.0.1/tcp/{}", free_port()).parse().expect("multiaddr"),
-            bootstrap: vec![cluster.address(0).parse().expect("multiaddr")],
-            admitted: HashSet::from([node0]),
-            limits: Limits { max_connections: 8, max_message_bytes: 1 << 20 },
-        };
-        let reader: std::sync::Arc<dyn BlockReader + Send + Sync> = cluster.node(1).store.clone();
-        let (observer, _events) = p2p::start(settings, reader).await.expect("observer network");
+        let (observer, _events) = peer_outside(&cluster, keypair).await;
         // Admitted: it connects.
         let mut connected = false;
         for _ in 0..100 {

@@ -184,8 +184,9 @@ fn run_ok(arguments: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
-fn the_cli_submits_transactions_and_queries_a_running_node() {
+/// A generated 1-validator network, its node started and past its first block: the folder, the
+/// process and the node's JSON-RPC URL.
+fn one_validator() -> (tempfile::TempDir, Processes, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(3);
     let generated = stele()
@@ -196,11 +197,16 @@ fn the_cli_submits_transactions_and_queries_a_running_node() {
     assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
     let home = dir.path().join("node0");
     let mut processes = Processes(vec![Some(start(&home))]);
-    let rpc = format!("http://127.0.0.1:{}", base + 1);
     wait_for("the node to commit a block", || {
         processes.assert_alive(std::slice::from_ref(&home));
         height(base + 2).is_some_and(|h| h >= 1)
     });
+    (dir, processes, format!("http://127.0.0.1:{}", base + 1))
+}
+
+#[test]
+fn the_cli_submits_transactions_and_queries_a_running_node() {
+    let (dir, mut processes, rpc) = one_validator();
     let faucet = dir.path().join("faucet.key.json");
     let faucet = faucet.to_str().expect("utf-8 path");
     let recipient = "0x00000000000000000000000000000000000000aa";
@@ -333,21 +339,8 @@ fn copy_home(from: &Path, to: &Path) {
 
 #[test]
 fn audit_names_the_height_and_reason_of_any_tampered_value() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let base = free_port_range(3);
-    let generated = stele()
-        .args(["testnet", "generate", "--validators", "1", "--base-port", &base.to_string(), "--dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run stele");
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let (dir, mut processes, rpc) = one_validator();
     let home = dir.path().join("node0");
-    let mut processes = Processes(vec![Some(start(&home))]);
-    let rpc = format!("http://127.0.0.1:{}", base + 1);
-    wait_for("the node to commit a block", || {
-        processes.assert_alive(std::slice::from_ref(&home));
-        height(base + 2).is_some_and(|h| h >= 1)
-    });
     let faucet = dir.path().join("faucet.key.json");
     let mut tx_height = 0;
     for amount in 1..=3 {
