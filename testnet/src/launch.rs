@@ -66,8 +66,8 @@ pub fn load(dir: &Path) -> Result<LocalNetwork, Error> {
     })
 }
 
-/// Removes what [`crate::generate`] wrote into `dir` (and the nodes' data), and nothing else:
-/// the folder may hold other files.
+/// Removes what [`crate::generate`] and [`crate::write_compose`] wrote into `dir` (and the
+/// nodes' data), and nothing else: the folder may hold other files.
 pub fn reset(dir: &Path) -> Result<(), Error> {
     if !exists(dir) {
         return Ok(());
@@ -76,11 +76,15 @@ pub fn reset(dir: &Path) -> Result<(), Error> {
     for node in &network.nodes {
         std::fs::remove_dir_all(&node.home).map_err(|source| Error::Io { path: node.home.clone(), source })?;
     }
-    for file in [files::GENESIS, files::FAUCET_KEY] {
+    for file in [files::GENESIS, files::FAUCET_KEY, crate::compose_files::COMPOSE] {
         let path = dir.join(file);
         if path.exists() {
             std::fs::remove_file(&path).map_err(|source| Error::Io { path, source })?;
         }
+    }
+    let docker = dir.join(crate::compose_files::DOCKER_DIR);
+    if docker.exists() {
+        std::fs::remove_dir_all(&docker).map_err(|source| Error::Io { path: docker, source })?;
     }
     Ok(())
 }

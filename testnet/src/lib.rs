@@ -5,9 +5,11 @@
 //! the configuration it writes is plain TOML text, checked by the node when it starts).
 
 pub mod bench;
+mod compose;
 mod generate;
 mod launch;
 
+pub use compose::{ComposeFiles, Subnet, compose_files, write_compose};
 pub use generate::{DEFAULT_BASE_PORT, LocalNode, Testnet, TestnetSpec, generate, ports};
 pub use launch::{LocalNetwork, NodeProcess, Running, exists, load, reset, start};
 

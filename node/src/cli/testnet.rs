@@ -11,7 +11,17 @@ pub enum TestnetCommand {
     /// Start a local network (generating it first if DIR has none) until Ctrl-C.
     Up(UpArgs),
     /// Write keys, genesis and one config.toml per validator (ports from --base-port).
-    Generate(GenerateArgs),
+    Generate(GenerateCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateCommand {
+    #[command(flatten)]
+    network: GenerateArgs,
+    /// Also write docker-compose.yml and docker/ (an image built FROM scratch from this `stele`
+    /// binary; nothing is pulled). With a network already in DIR, writes only these files.
+    #[arg(long)]
+    compose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -143,21 +153,46 @@ fn print_table(running: &testnet::Running) {
 pub fn run(command: TestnetCommand) -> anyhow::Result<()> {
     match command {
         TestnetCommand::Up(arguments) => up(arguments),
-        TestnetCommand::Generate(arguments) => {
-            let generated = testnet::generate(&arguments.dir, &spec(&arguments)?)?;
-            println!("wrote a {}-validator network to {}", generated.nodes.len(), arguments.dir.display());
-            println!("faucet key: {}", generated.network.faucet_key_path.display());
-            println!("{:<8} {:<54} {:<24} start with", "node", "peer id", "rpc");
-            for node in &generated.nodes {
-                println!(
-                    "{:<8} {:<54} {:<24} stele start --home {}",
-                    node.name,
-                    node.peer_id,
-                    node.rpc_url,
-                    node.home.display()
-                );
-            }
-            Ok(())
+        TestnetCommand::Generate(command) => generate(command),
+    }
+}
+
+fn generate(command: GenerateCommand) -> anyhow::Result<()> {
+    let arguments = &command.network;
+    let dir = &arguments.dir;
+    if command.compose && testnet::exists(dir) {
+        println!("{} already holds a network; writing its compose files only", dir.display());
+    } else {
+        let generated = testnet::generate(dir, &spec(arguments)?)?;
+        println!("wrote a {}-validator network to {}", generated.nodes.len(), dir.display());
+        println!("faucet key: {}", generated.network.faucet_key_path.display());
+        println!("{:<8} {:<54} {:<24} start with", "node", "peer id", "rpc");
+        for node in &generated.nodes {
+            println!(
+                "{:<8} {:<54} {:<24} stele start --home {}",
+                node.name,
+                node.peer_id,
+                node.rpc_url,
+                node.home.display()
+            );
         }
     }
+    if command.compose {
+        let network = testnet::load(dir)?;
+        let files = testnet::write_compose(&network, &std::env::current_exe()?)?;
+        println!();
+        println!(
+            "wrote {} and {}/ (image {}, network {})",
+            files.compose_file.display(),
+            files.docker_dir.display(),
+            files.image,
+            files.subnet
+        );
+        println!("start it with: docker-compose -f {} up --build -d", files.compose_file.display());
+        println!(
+            "JSON-RPC stays at the URLs above; stop with: docker-compose -f {} down",
+            files.compose_file.display()
+        );
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `stele` binary.
 
+mod compose;
 mod processes;
 
 use std::process::Command;

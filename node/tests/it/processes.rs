@@ -41,7 +41,7 @@ impl Drop for Processes {
 
 /// A base port whose next `count` ports are free now; never the same range twice in one run
 /// (tests run in parallel threads of one process).
-fn free_port_range(count: u16) -> u16 {
+pub(super) fn free_port_range(count: u16) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let start = 20_000 + (std::process::id() % 200) as u16 * 100;
@@ -69,7 +69,7 @@ fn start(home: &Path) -> Child {
 }
 
 /// `stele_height` from a node's metrics endpoint, if it answers.
-fn height(metrics_port: u16) -> Option<u64> {
+pub(super) fn height(metrics_port: u16) -> Option<u64> {
     let mut stream = TcpStream::connect(("127.0.0.1", metrics_port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
@@ -78,7 +78,7 @@ fn height(metrics_port: u16) -> Option<u64> {
     response.lines().find_map(|line| line.strip_prefix("stele_height ")).and_then(|value| value.trim().parse().ok())
 }
 
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+pub(super) fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -178,7 +178,7 @@ fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
     }
 }
 
-fn run_ok(arguments: &[&str]) -> String {
+pub(super) fn run_ok(arguments: &[&str]) -> String {
     let output = stele().args(arguments).output().expect("run stele");
     assert!(output.status.success(), "stele {arguments:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
