@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use consensus::{ChainId, Digest, PublicKey, Signature, verify_batch};
 use ledger::{
-    Address, Role, SignedTransaction, StateReader, StoreError, TxError,
+    Address, Params, Role, SignedTransaction, StateReader, StoreError, TxError,
     state::{read_account, read_params},
 };
+use rayon::prelude::*;
 
 /// Limits of the pool.
 #[derive(Clone, Copy, Debug)]
@@ -116,42 +117,30 @@ impl Mempool {
     }
 
     /// Admits a batch of encoded transactions (from clients or peers), verifying their
-    /// signatures as one batch; returns one verdict per transaction, in order.
+    /// signatures in batches; returns one verdict per transaction, in order. The node checks
+    /// off the driver's thread with [`precheck`] and admits with [`Mempool::admit_prechecked`];
+    /// this is both in one call.
     pub fn admit_batch(&mut self, state: &impl StateReader, encoded: &[Vec<u8>]) -> Vec<Result<Digest, AdmitError>> {
-        let params = match read_params(state) {
-            Ok(params) => params,
+        let checked = match read_params(state) {
+            Ok(params) => precheck(&self.chain_id, &params, encoded.to_vec()),
             Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
         };
-        let decoded: Vec<Result<(SignedTransaction, usize), AdmitError>> = encoded
-            .iter()
-            .map(|bytes| {
-                let transaction = SignedTransaction::decode(bytes, params.max_tx_bytes as usize)?;
-                let size = transaction.check_stateless(&self.chain_id, &params)?;
-                Ok((transaction, size))
-            })
-            .collect();
-        let candidates: Vec<&SignedTransaction> =
-            decoded.iter().filter_map(|result| result.as_ref().ok().map(|(transaction, _)| transaction)).collect();
-        let mut signatures_ok = signature_verdicts(&candidates).into_iter();
-        decoded
-            .into_iter()
-            .map(|result| {
-                let (transaction, size) = result?;
-                if signatures_ok.next() != Some(true) {
-                    return Err(AdmitError::Invalid(TxError::BadSignature));
-                }
-                self.insert(state, transaction, size)
-            })
-            .collect()
+        self.admit_prechecked(state, checked)
     }
 
-    fn insert(
+    /// Admits transactions that passed [`precheck`]: the checks that need the state (role,
+    /// nonce window, duplicates) and the caps. One verdict per entry, in order; a precheck
+    /// failure is passed through.
+    pub fn admit_prechecked(
         &mut self,
         state: &impl StateReader,
-        transaction: SignedTransaction,
-        size: usize,
-    ) -> Result<Digest, AdmitError> {
-        let hash = transaction.hash();
+        checked: Vec<Result<Prechecked, AdmitError>>,
+    ) -> Vec<Result<Digest, AdmitError>> {
+        checked.into_iter().map(|result| self.insert(state, result?)).collect()
+    }
+
+    fn insert(&mut self, state: &impl StateReader, checked: Prechecked) -> Result<Digest, AdmitError> {
+        let Prechecked { transaction, hash, size, .. } = checked;
         if self.entries.contains_key(&hash) {
             return Err(AdmitError::Duplicate(hash));
         }
@@ -271,16 +260,69 @@ impl Mempool {
     }
 }
 
+/// A transaction that passed every check that needs no state: it decodes, fits the size
+/// limits, is for this chain, and its signature verifies. Only [`precheck`] makes one.
+pub struct Prechecked {
+    transaction: SignedTransaction,
+    hash: Digest,
+    size: usize,
+    encoded: Vec<u8>,
+}
+
+impl Prechecked {
+    /// The bytes it arrived as (what the node gossips on).
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// Its hash.
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+}
+
+/// Transactions per signature batch (ed25519 batch verification gains little past this).
+const SIGNATURE_CHUNK: usize = 256;
+
+/// Decodes and checks encoded transactions without the state: one verdict per transaction, in
+/// order. Signatures are verified in batches of [`SIGNATURE_CHUNK`] spread over rayon's threads
+/// (one bad signature costs only its own batch a second, one-by-one pass). Pure and CPU-bound:
+/// the node runs it off the driver's thread.
+pub fn precheck(chain_id: &ChainId, params: &Params, encoded: Vec<Vec<u8>>) -> Vec<Result<Prechecked, AdmitError>> {
+    let decoded: Vec<Result<Prechecked, AdmitError>> = encoded
+        .into_par_iter()
+        .map(|bytes| {
+            let transaction = SignedTransaction::decode(&bytes, params.max_tx_bytes as usize)?;
+            let size = transaction.check_stateless(chain_id, params)?;
+            let hash = transaction.hash();
+            Ok(Prechecked { transaction, hash, size, encoded: bytes })
+        })
+        .collect();
+    let candidates: Vec<&Prechecked> = decoded.iter().filter_map(|result| result.as_ref().ok()).collect();
+    let signatures_ok: Vec<bool> = candidates.par_chunks(SIGNATURE_CHUNK).flat_map_iter(signature_verdicts).collect();
+    let mut signatures_ok = signatures_ok.into_iter();
+    decoded
+        .into_iter()
+        .map(|result| {
+            let checked = result?;
+            if signatures_ok.next() != Some(true) {
+                return Err(AdmitError::Invalid(TxError::BadSignature));
+            }
+            Ok(checked)
+        })
+        .collect()
+}
+
 /// One verdict per transaction: a batch check, and one by one only if the batch fails.
-fn signature_verdicts(transactions: &[&SignedTransaction]) -> Vec<bool> {
-    let messages: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.transaction.signing_bytes()).collect();
+fn signature_verdicts(transactions: &[&Prechecked]) -> Vec<bool> {
+    let messages: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.transaction.transaction.signing_bytes()).collect();
     let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let signatures: Vec<Signature> = transactions.iter().map(|tx| tx.signature).collect();
-    let keys: Vec<PublicKey> = transactions.iter().map(|tx| tx.transaction.signer).collect();
+    let signatures: Vec<Signature> = transactions.iter().map(|tx| tx.transaction.signature).collect();
+    let keys: Vec<PublicKey> = transactions.iter().map(|tx| tx.transaction.transaction.signer).collect();
     if verify_batch(&message_refs, &signatures, &keys).is_ok() {
         return vec![true; transactions.len()];
     }
-    transactions.iter().map(|tx| tx.verify_signature().is_ok()).collect()
+    transactions.iter().map(|tx| tx.transaction.verify_signature().is_ok()).collect()
 }
 
 #[cfg(test)]

@@ -170,3 +170,29 @@ fn transactions_behind_a_nonce_gap_are_not_ready() {
     });
     assert!(pool.has_ready(&chain.store).expect("read"));
 }
+
+#[test]
+fn one_bad_signature_among_many_batches_refuses_only_that_transaction() {
+    let chain = chain();
+    let mut pool = Mempool::new(chain_id(), MempoolConfig::default());
+    // 700 transactions span three signature batches; the forged one sits in the second.
+    let mut transactions: Vec<SignedTransaction> = (0..700).map(|nonce| transfer(10, nonce)).collect();
+    transactions[300].signature.0[5] ^= 1;
+    let mut encoded: Vec<Vec<u8>> = transactions.iter().map(SignedTransaction::encode).collect();
+    encoded.insert(10, vec![0xff; 8]);
+    let checked = precheck(&chain_id(), &Params::default(), encoded);
+    assert_eq!(checked.len(), 701);
+    assert!(matches!(checked[10], Err(AdmitError::Invalid(TxError::Malformed(_)))));
+    assert!(matches!(checked[301], Err(AdmitError::Invalid(TxError::BadSignature))));
+    assert_eq!(checked.iter().filter(|result| result.is_ok()).count(), 699);
+    let hashes: Vec<Option<Digest>> = checked.iter().map(|result| result.as_ref().ok().map(Prechecked::hash)).collect();
+    let verdicts = pool.admit_prechecked(&chain.store, checked);
+    for (index, (verdict, hash)) in verdicts.iter().zip(hashes).enumerate() {
+        match hash {
+            Some(hash) => assert_eq!(verdict, &Ok(hash), "transaction {index}"),
+            None => assert!(verdict.is_err(), "transaction {index}"),
+        }
+    }
+    assert_eq!(pool.len(), 699);
+    assert!(!pool.contains(&transactions[300].hash()));
+}

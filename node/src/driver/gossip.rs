@@ -8,17 +8,14 @@ use ledger::{BlockReader, StateHistory};
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Driver, Error, Input};
+use super::{Driver, Error, Input, admission::CheckedGossip};
 use crate::{
-    mempool::AdmitError,
+    mempool::{AdmitError, Prechecked},
     p2p::{
         MessageAcceptance, NetworkEvent, Topic,
-        protocol::{ConsensusGossip, Response, TxGossip},
+        protocol::{ConsensusGossip, Response},
     },
 };
-
-/// Most transactions in one gossip message.
-const TX_GOSSIP_MAX: usize = 4096;
 
 /// Why a consensus message was not fed to the core.
 enum Refusal {
@@ -35,9 +32,9 @@ impl Driver {
                 let acceptance = self.on_consensus_gossip(source, &data)?;
                 self.network.validated(id, source, acceptance);
             }
-            NetworkEvent::Gossip { topic: Topic::Transactions, id, source, data } => {
-                let acceptance = self.on_tx_gossip(&data)?;
-                self.network.validated(id, source, acceptance);
+            // Checked first, off this loop: they arrive through `on_tx_gossip`.
+            NetworkEvent::Gossip { topic: Topic::Transactions, id, source, .. } => {
+                self.network.validated(id, source, MessageAcceptance::Ignore);
             }
             NetworkEvent::Direct { peer, message } => {
                 if let Err(Refusal::Invalid(reason)) = self.on_consensus_message(*message)? {
@@ -155,28 +152,32 @@ impl Driver {
         self.feed(Input::Message(verified))
     }
 
-    /// Admits gossiped transactions. Rejects the message only for what the sender should have
-    /// caught (it gossips only what it admitted): bad encoding, chain or signature.
-    fn on_tx_gossip(&mut self, data: &[u8]) -> Result<MessageAcceptance, Error> {
-        let TxGossip(transactions) = match borsh::from_slice(data) {
-            Ok(gossip) => gossip,
-            Err(_) => return Ok(MessageAcceptance::Reject),
+    /// Admits gossiped transactions (decoded and their signatures checked already). Rejects the
+    /// message only for what the sender should have caught (it gossips only what it admitted):
+    /// bad encoding, chain or signature.
+    pub(super) fn on_tx_gossip(&mut self, gossip: CheckedGossip) -> Result<(), Error> {
+        let CheckedGossip { id, source, transactions } = gossip;
+        let acceptance = match transactions {
+            None => MessageAcceptance::Reject,
+            Some(checked) => self.admit_gossiped(checked),
         };
-        if transactions.len() > TX_GOSSIP_MAX {
-            return Ok(MessageAcceptance::Reject);
-        }
-        let verdicts = self.mempool.admit_batch(self.store.as_ref(), &transactions);
+        self.network.validated(id, source, acceptance);
+        Ok(())
+    }
+
+    fn admit_gossiped(&mut self, checked: Vec<Result<Prechecked, AdmitError>>) -> MessageAcceptance {
+        let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked);
         self.update_mempool_metrics();
         // Limits and signatures are the same on every node (genesis), so an invalid
         // transaction is one the sender should never have admitted.
         let sender_fault = verdicts.iter().any(|verdict| matches!(verdict, Err(AdmitError::Invalid(_))));
         let admitted = verdicts.iter().any(Result::is_ok);
-        Ok(if sender_fault {
+        if sender_fault {
             MessageAcceptance::Reject
         } else if admitted {
             MessageAcceptance::Accept
         } else {
             MessageAcceptance::Ignore
-        })
+        }
     }
 }

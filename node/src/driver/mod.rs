@@ -6,6 +6,7 @@
 //! output runs (so a restarted validator never signs twice); a decided block is committed in
 //! one atomic write before subscribers hear of it and before the next height starts.
 
+mod admission;
 mod gossip;
 mod proposals;
 mod sync;
@@ -28,7 +29,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::{
-    mempool::{AdmitError, Mempool, MempoolConfig},
+    mempool::{AdmitError, Mempool, MempoolConfig, Prechecked},
     metrics::Metrics,
     p2p::{NetworkHandle, Topic, protocol::TxGossip},
 };
@@ -73,7 +74,7 @@ pub struct Settings {
 
 /// What the RPC side asks of the driver.
 enum Request {
-    Submit { transactions: Vec<Vec<u8>>, reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>> },
+    Submit { checked: Vec<Result<Prechecked, AdmitError>>, reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>> },
     MempoolSize(oneshot::Sender<(usize, usize)>),
     IsPending(Digest, oneshot::Sender<bool>),
     Status(oneshot::Sender<Status>),
@@ -101,15 +102,16 @@ pub struct Stopped;
 #[derive(Clone)]
 pub struct DriverHandle {
     requests: mpsc::Sender<Request>,
+    submissions: mpsc::Sender<admission::Submission>,
     commits: broadcast::Sender<Arc<CertifiedBlock>>,
 }
 
 impl DriverHandle {
     /// Admits encoded transactions to the mempool (and gossips the admitted ones); one verdict
-    /// per transaction, in order.
+    /// per transaction, in order. Concurrent submissions are checked together, in one batch.
     pub async fn submit(&self, transactions: Vec<Vec<u8>>) -> Result<Vec<Result<Digest, AdmitError>>, Stopped> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Submit { transactions, reply }).await.map_err(|_| Stopped)?;
+        self.submissions.send(admission::Submission { transactions, reply }).await.map_err(|_| Stopped)?;
         answer.await.map_err(|_| Stopped)
     }
 
@@ -168,6 +170,8 @@ pub struct Driver {
     metrics: Arc<Metrics>,
     commits: broadcast::Sender<Arc<CertifiedBlock>>,
     requests: mpsc::Receiver<Request>,
+    /// Where checked client submissions come from: the checking task's ends, taken by `run`.
+    admission: Option<(mpsc::Receiver<admission::Submission>, mpsc::Sender<Request>)>,
     /// The last committed header.
     head: BlockHeader,
     /// The set that certifies `head + 1`, and who its members are on the network.
@@ -216,6 +220,7 @@ impl Driver {
         let mempool = Mempool::new(settings.chain_id.clone(), settings.mempool);
         let (commits, _) = broadcast::channel(COMMIT_BUFFER);
         let (request_sender, requests) = mpsc::channel(1024);
+        let (submissions, submissions_receiver) = mpsc::channel(1024);
         let validators = store.validator_set_for(head.height + 1)?;
         let now = Instant::now();
         let driver = Driver {
@@ -227,6 +232,7 @@ impl Driver {
             metrics,
             commits: commits.clone(),
             requests,
+            admission: Some((submissions_receiver, request_sender.clone())),
             head,
             validators,
             validator_peers: Vec::new(),
@@ -243,7 +249,7 @@ impl Driver {
             connected: 0,
             booting: false,
         };
-        Ok((driver, DriverHandle { requests: request_sender, commits }))
+        Ok((driver, DriverHandle { requests: request_sender, submissions, commits }))
     }
 
     /// Runs until `shutdown` turns true or a fatal error. Boots the core from the saved safety
@@ -253,6 +259,14 @@ impl Driver {
         mut events: crate::p2p::Events,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), Error> {
+        // Transactions are checked off this loop; these tasks end when their inputs close.
+        let (checked_sender, mut checked_gossip) = mpsc::channel(64);
+        let transactions = std::mem::replace(&mut events.transactions, mpsc::channel(1).1);
+        let chain_id = self.settings.chain_id.clone();
+        tokio::spawn(admission::run_tx_gossip(transactions, self.store.clone(), chain_id.clone(), checked_sender));
+        if let Some((submissions, requests)) = self.admission.take() {
+            tokio::spawn(admission::run_submissions(submissions, self.store.clone(), chain_id, requests));
+        }
         self.refresh_validators()?;
         self.metrics.height.set(height_gauge(self.head.height));
         if let Some(bytes) = self.store.load_safety_state()? {
@@ -285,7 +299,7 @@ impl Driver {
                     None => break,
                 },
                 Some(request) = self.requests.recv() => self.on_request(request)?,
-                Some(event) = events.transactions.recv() => self.on_network(event)?,
+                Some(gossip) = checked_gossip.recv() => self.on_tx_gossip(gossip)?,
                 _ = heads.tick() => {
                     self.network.ask_heads();
                     self.refetch_missing_bodies();
@@ -500,10 +514,12 @@ impl Driver {
 
     fn on_request(&mut self, request: Request) -> Result<(), Error> {
         match request {
-            Request::Submit { transactions, reply } => {
-                let verdicts = self.mempool.admit_batch(self.store.as_ref(), &transactions);
-                for (encoded, verdict) in transactions.into_iter().zip(&verdicts) {
-                    if verdict.is_ok() {
+            Request::Submit { checked, reply } => {
+                let encoded: Vec<Option<Vec<u8>>> =
+                    checked.iter().map(|result| result.as_ref().ok().map(|tx| tx.encoded().to_vec())).collect();
+                let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked);
+                for (encoded, verdict) in encoded.into_iter().zip(&verdicts) {
+                    if let (Some(encoded), true) = (encoded, verdict.is_ok()) {
                         self.tx_outbox.push(encoded);
                     }
                 }

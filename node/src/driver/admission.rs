@@ -1,0 +1,131 @@
+//! Transactions are checked before the driver sees them. Decoding, limits and signatures need
+//! no state, so they run off the driver's thread, in batches spread over rayon's threads; the
+//! one loop that runs consensus and executes blocks only does the checks that need the state
+//! (role, nonce, duplicates, caps). Client submissions that arrive while a batch is being checked
+//! are merged into the next one, so a JSON-RPC batch of 100 `tx_submit` calls costs one batched
+//! signature check, not 100 single ones.
+
+use std::sync::Arc;
+
+use consensus::{ChainId, Digest};
+use ledger::{RocksStore, state::read_params};
+use libp2p::{PeerId, gossipsub::MessageId};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::Request;
+use crate::{
+    mempool::{AdmitError, Prechecked, precheck},
+    p2p::{NetworkEvent, Topic, protocol::TxGossip},
+};
+
+/// Most transactions checked in one batch.
+const BATCH_MAX: usize = 4096;
+/// Batches of client submissions being checked or admitted at once; more wait and merge.
+const SUBMISSIONS_IN_FLIGHT: usize = 2;
+/// Most transactions in one gossip message.
+pub(super) const TX_GOSSIP_MAX: usize = 4096;
+
+/// Client transactions waiting for their verdicts.
+pub(super) struct Submission {
+    pub transactions: Vec<Vec<u8>>,
+    pub reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>>,
+}
+
+/// A transaction gossip message, checked.
+pub(super) struct CheckedGossip {
+    pub id: MessageId,
+    pub source: PeerId,
+    /// `None`: undecodable or over [`TX_GOSSIP_MAX`].
+    pub transactions: Option<Vec<Result<Prechecked, AdmitError>>>,
+}
+
+/// Checks a batch on the blocking pool (reading the chain's limits first).
+async fn check(
+    store: &Arc<RocksStore>,
+    chain_id: &ChainId,
+    encoded: Vec<Vec<u8>>,
+) -> Vec<Result<Prechecked, AdmitError>> {
+    let params = match read_params(store.as_ref()) {
+        Ok(params) => params,
+        Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
+    };
+    let count = encoded.len();
+    let chain_id = chain_id.clone();
+    match tokio::task::spawn_blocking(move || precheck(&chain_id, &params, encoded)).await {
+        Ok(checked) => checked,
+        // Only a panic inside the check gets here: refuse the batch rather than admit unchecked.
+        Err(error) => (0..count)
+            .map(|_| Err(AdmitError::Store(ledger::StoreError::Inconsistent(format!("check failed: {error}")))))
+            .collect(),
+    }
+}
+
+/// Runs until every submitter is gone: takes client submissions, merges what waits, checks
+/// each batch and hands it to the driver, and answers each submitter with its own verdicts.
+pub(super) async fn run_submissions(
+    mut incoming: mpsc::Receiver<Submission>,
+    store: Arc<RocksStore>,
+    chain_id: ChainId,
+    requests: mpsc::Sender<Request>,
+) {
+    let permits = Arc::new(Semaphore::new(SUBMISSIONS_IN_FLIGHT));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Some(first) = incoming.recv().await else { return };
+        let mut count = first.transactions.len();
+        let mut batch = vec![first];
+        while count < BATCH_MAX {
+            match incoming.try_recv() {
+                Ok(submission) => {
+                    count += submission.transactions.len();
+                    batch.push(submission);
+                }
+                Err(_) => break,
+            }
+        }
+        let (store, chain_id, requests) = (store.clone(), chain_id.clone(), requests.clone());
+        tokio::spawn(async move {
+            let sizes: Vec<usize> = batch.iter().map(|submission| submission.transactions.len()).collect();
+            let mut replies = Vec::with_capacity(batch.len());
+            let mut encoded = Vec::with_capacity(count);
+            for submission in batch {
+                encoded.extend(submission.transactions);
+                replies.push(submission.reply);
+            }
+            let checked = check(&store, &chain_id, encoded).await;
+            let (reply, answer) = oneshot::channel();
+            if requests.send(Request::Submit { checked, reply }).await.is_err() {
+                return;
+            }
+            let Ok(verdicts) = answer.await else { return };
+            let mut verdicts = verdicts.into_iter();
+            for (size, reply) in sizes.into_iter().zip(replies) {
+                // A submitter that went away is fine.
+                let _ = reply.send(verdicts.by_ref().take(size).collect());
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Runs until the network stops: decodes and checks each transaction gossip message, in order,
+/// and passes it on to the driver.
+pub(super) async fn run_tx_gossip(
+    mut incoming: mpsc::Receiver<NetworkEvent>,
+    store: Arc<RocksStore>,
+    chain_id: ChainId,
+    checked: mpsc::Sender<CheckedGossip>,
+) {
+    while let Some(event) = incoming.recv().await {
+        let NetworkEvent::Gossip { topic: Topic::Transactions, id, source, data } = event else { continue };
+        let transactions = match borsh::from_slice::<TxGossip>(&data) {
+            Ok(TxGossip(transactions)) if transactions.len() <= TX_GOSSIP_MAX => {
+                Some(check(&store, &chain_id, transactions).await)
+            }
+            _ => None,
+        };
+        if checked.send(CheckedGossip { id, source, transactions }).await.is_err() {
+            return;
+        }
+    }
+}
