@@ -55,7 +55,7 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        let down = self.run(&["down", "--volumes", "--rmi", "local", "--timeout", "20"]);
+        let down = self.run(&["down", "--volumes", "--rmi", "all", "--timeout", "20"]);
         if !down.status.success() {
             eprintln!("compose down failed: {}", String::from_utf8_lossy(&down.stderr));
         }
@@ -72,19 +72,14 @@ fn generate_compose_writes_a_network_of_containers_that_commits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(12);
     let folder = dir.path().to_str().expect("utf-8");
-    run_ok(&[
-        "testnet",
-        "generate",
-        "--compose",
-        "--validators",
-        "4",
-        "--base-port",
-        &base.to_string(),
-        "--dir",
-        folder,
-    ]);
+    // Its own chain id, so the image tag (removed at the end) is this test's alone.
+    let chain_id = format!("compose-test-{}", std::process::id());
+    let base_port = base.to_string();
+    let arguments = ["--validators", "4", "--base-port", &base_port, "--chain-id", &chain_id, "--dir", folder];
+    run_ok(&[&["testnet", "generate", "--compose"], &arguments[..]].concat());
 
     let compose = std::fs::read_to_string(dir.path().join("docker-compose.yml")).expect("compose file");
+    assert!(compose.contains(&format!("image: stele-testnet:{chain_id}\n")), "{compose}");
     let peers = peer_ids(dir.path());
     let services: Vec<&str> = compose.split("\n  node").skip(1).collect();
     assert_eq!(services.len(), 4, "{compose}");
@@ -107,7 +102,7 @@ fn generate_compose_writes_a_network_of_containers_that_commits() {
     );
 
     // Writing the compose files again for the existing network keeps the network.
-    run_ok(&["testnet", "generate", "--compose", "--base-port", &base.to_string(), "--dir", folder]);
+    run_ok(&["testnet", "generate", "--compose", "--dir", folder]);
     assert_eq!(peer_ids(dir.path()), peers);
 
     let Some(command) = docker_compose() else {
