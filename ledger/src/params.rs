@@ -34,7 +34,7 @@ impl Default for Params {
             max_key_bytes: 256,
             max_value_bytes: 32 * 1024,
             validator_change_delay: 2,
-            view_timeout_ms: 1_000,
+            view_timeout_ms: 3_000,
             view_timeout_max_ms: 30_000,
         }
     }

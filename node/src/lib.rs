@@ -15,3 +15,4 @@ pub mod metrics_server;
 pub mod node;
 pub mod p2p;
 pub mod rpc_backend;
+pub mod verified;

@@ -5,7 +5,7 @@
 //! bytes, per account and in all, so the pool never grows without bound. Reaping hands a leader
 //! each account's transactions in nonce order, accounts taking turns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use consensus::{ChainId, Digest, PublicKey, Signature, verify_batch};
 use ledger::{
@@ -13,6 +13,8 @@ use ledger::{
     state::{read_account, read_params},
 };
 use rayon::prelude::*;
+
+use crate::verified::VerifiedCache;
 
 /// Limits of the pool.
 #[derive(Clone, Copy, Debug)]
@@ -122,7 +124,7 @@ impl Mempool {
     /// this is both in one call.
     pub fn admit_batch(&mut self, state: &impl StateReader, encoded: &[Vec<u8>]) -> Vec<Result<Digest, AdmitError>> {
         let checked = match read_params(state) {
-            Ok(params) => precheck(&self.chain_id, &params, encoded.to_vec()),
+            Ok(params) => precheck(&self.chain_id, &params, encoded.to_vec(), &VerifiedCache::new(0)),
             Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
         };
         self.admit_prechecked(state, checked)
@@ -285,10 +287,16 @@ impl Prechecked {
 const SIGNATURE_CHUNK: usize = 256;
 
 /// Decodes and checks encoded transactions without the state: one verdict per transaction, in
-/// order. Signatures are verified in batches of [`SIGNATURE_CHUNK`] spread over rayon's threads
-/// (one bad signature costs only its own batch a second, one-by-one pass). Pure and CPU-bound:
-/// the node runs it off the driver's thread.
-pub fn precheck(chain_id: &ChainId, params: &Params, encoded: Vec<Vec<u8>>) -> Vec<Result<Prechecked, AdmitError>> {
+/// order. Signatures `verified` does not already vouch for are verified in batches of
+/// [`SIGNATURE_CHUNK`] spread over rayon's threads (one bad signature costs only its own batch a
+/// second, one-by-one pass), and recorded there. CPU-bound: the node runs it off the driver's
+/// thread.
+pub fn precheck(
+    chain_id: &ChainId,
+    params: &Params,
+    encoded: Vec<Vec<u8>>,
+    verified: &VerifiedCache,
+) -> Vec<Result<Prechecked, AdmitError>> {
     let decoded: Vec<Result<Prechecked, AdmitError>> = encoded
         .into_par_iter()
         .map(|bytes| {
@@ -298,14 +306,19 @@ pub fn precheck(chain_id: &ChainId, params: &Params, encoded: Vec<Vec<u8>>) -> V
             Ok(Prechecked { transaction, hash, size, encoded: bytes })
         })
         .collect();
-    let candidates: Vec<&Prechecked> = decoded.iter().filter_map(|result| result.as_ref().ok()).collect();
+    let candidates: Vec<&Prechecked> = {
+        let known = verified.read();
+        decoded.iter().filter_map(|result| result.as_ref().ok()).filter(|tx| !known.contains(&tx.hash)).collect()
+    };
     let signatures_ok: Vec<bool> = candidates.par_chunks(SIGNATURE_CHUNK).flat_map_iter(signature_verdicts).collect();
-    let mut signatures_ok = signatures_ok.into_iter();
+    verified.insert_all(candidates.iter().zip(&signatures_ok).filter(|(_, ok)| **ok).map(|(tx, _)| tx.hash));
+    let bad: HashSet<Digest> =
+        candidates.iter().zip(&signatures_ok).filter(|(_, ok)| !**ok).map(|(tx, _)| tx.hash).collect();
     decoded
         .into_iter()
         .map(|result| {
             let checked = result?;
-            if signatures_ok.next() != Some(true) {
+            if bad.contains(&checked.hash) {
                 return Err(AdmitError::Invalid(TxError::BadSignature));
             }
             Ok(checked)

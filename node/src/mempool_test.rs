@@ -180,7 +180,8 @@ fn one_bad_signature_among_many_batches_refuses_only_that_transaction() {
     transactions[300].signature.0[5] ^= 1;
     let mut encoded: Vec<Vec<u8>> = transactions.iter().map(SignedTransaction::encode).collect();
     encoded.insert(10, vec![0xff; 8]);
-    let checked = precheck(&chain_id(), &Params::default(), encoded);
+    let verified = VerifiedCache::new(1_000);
+    let checked = precheck(&chain_id(), &Params::default(), encoded.clone(), &verified);
     assert_eq!(checked.len(), 701);
     assert!(matches!(checked[10], Err(AdmitError::Invalid(TxError::Malformed(_)))));
     assert!(matches!(checked[301], Err(AdmitError::Invalid(TxError::BadSignature))));
@@ -195,4 +196,10 @@ fn one_bad_signature_among_many_batches_refuses_only_that_transaction() {
     }
     assert_eq!(pool.len(), 699);
     assert!(!pool.contains(&transactions[300].hash()));
+    // The good signatures are remembered; the forged one is not, and fails again.
+    assert!(verified.read().contains(&transactions[0].hash()));
+    assert!(!verified.read().contains(&transactions[300].hash()));
+    let again = precheck(&chain_id(), &Params::default(), encoded, &verified);
+    assert!(matches!(again[301], Err(AdmitError::Invalid(TxError::BadSignature))));
+    assert_eq!(again.iter().filter(|result| result.is_ok()).count(), 699);
 }

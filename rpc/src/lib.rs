@@ -8,6 +8,7 @@
 
 pub mod api;
 mod backend;
+mod batch;
 pub mod error;
 pub mod openrpc;
 mod server;

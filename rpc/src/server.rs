@@ -11,7 +11,7 @@ use consensus::{Digest, Height};
 use jsonrpsee::{
     PendingSubscriptionSink,
     core::{SubscriptionResult, async_trait},
-    server::{BatchRequestConfig, Server, ServerConfig, ServerHandle},
+    server::{BatchRequestConfig, Server, ServerConfig, ServerHandle, middleware::rpc::RpcServiceBuilder},
 };
 use ledger::{Address, BlockReader, CertifiedBlock, Role, StateHistory, state::keys};
 use tokio::sync::broadcast::error::RecvError;
@@ -94,7 +94,15 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
         .set_batch_request_config(BatchRequestConfig::Limit(limits.max_batch))
         .build();
     let middleware = tower::ServiceBuilder::new().option_layer(cors(&limits.cors_origins)?);
-    let server = Server::builder().set_config(config).set_http_middleware(middleware).build(listen).await?;
+    let max_response_bytes = limits.max_response_bytes as usize;
+    let rpc_middleware = RpcServiceBuilder::new()
+        .layer_fn(move |service| crate::batch::ConcurrentBatch::new(service, max_response_bytes));
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(middleware)
+        .set_rpc_middleware(rpc_middleware)
+        .build(listen)
+        .await?;
     let address = server.local_addr()?;
     let handle = server.start(module(backend));
     tracing::info!(%address, "JSON-RPC listening (HTTP and WebSocket)");

@@ -43,6 +43,8 @@ pub struct BenchSpec {
     pub rate: Option<u64>,
     /// Transactions per JSON-RPC batch.
     pub batch: usize,
+    /// JSON-RPC batches in flight to each node at once.
+    pub in_flight: usize,
     /// Give up waiting for commits after this long.
     pub timeout: Duration,
 }
@@ -101,11 +103,24 @@ fn sign(chain_id: &ChainId, key: &SigningKey, nonce: u64, payload: Payload) -> S
     Transaction { chain_id: chain_id.clone(), signer: key.public_key(), nonce, payload }.sign(key)
 }
 
+/// A transaction ready to submit: its hash and its 0x-hex encoding.
+struct Encoded {
+    hash: Digest,
+    hex: String,
+}
+
+impl Encoded {
+    fn of(transaction: &SignedTransaction) -> Self {
+        let bytes = transaction.encode();
+        Encoded { hash: Digest::of(&bytes), hex: to_hex(&bytes) }
+    }
+}
+
 /// Submits one batch; returns the hashes admitted and the refusals.
-async fn submit_batch(client: &HttpClient, batch: &[SignedTransaction]) -> Result<(usize, Vec<String>), Error> {
+async fn submit_batch(client: &HttpClient, batch: &[Encoded]) -> Result<(usize, Vec<String>), Error> {
     let mut request = BatchRequestBuilder::new();
     for transaction in batch {
-        request.insert("tx_submit", rpc_params![to_hex(&transaction.encode())]).map_err(launch_error)?;
+        request.insert("tx_submit", rpc_params![&transaction.hex]).map_err(launch_error)?;
     }
     let responses = client.batch_request::<Digest>(request).await.map_err(launch_error)?;
     let mut refusals = Vec::new();
@@ -145,6 +160,7 @@ pub async fn run(spec: &BenchSpec) -> Result<BenchReport, Error> {
         setup.push(sign(&chain_id, &spec.funder, nonce, Payload::GrantRole { account, role: Role::Transact }));
         setup.push(sign(&chain_id, &spec.funder, nonce + 1, Payload::Transfer { to: account, amount: spec.txs + 1 }));
     }
+    let setup: Vec<Encoded> = setup.iter().map(Encoded::of).collect();
     for chunk in setup.chunks(spec.batch.max(1)) {
         let (_, refusals) = submit_batch(first, chunk).await?;
         if let Some(refusal) = refusals.first() {
@@ -152,27 +168,26 @@ pub async fn run(spec: &BenchSpec) -> Result<BenchReport, Error> {
         }
     }
     if let Some(last) = setup.last() {
-        let hex = to_hex(&last.encode());
         // Already pending: waits for it.
-        first.tx_submit_and_wait(hex, Some(60_000)).await.map_err(|error| launch_error(format!("funding: {error}")))?;
+        first
+            .tx_submit_and_wait(last.hex.clone(), Some(60_000))
+            .await
+            .map_err(|error| launch_error(format!("funding: {error}")))?;
     }
 
-    // Pre-signed before the clock starts: per node, its senders' transfers in nonce order.
+    // Pre-signed and encoded before the clock starts: per node, its senders' transfers in nonce
+    // order.
     let recipient = Address::of(&SigningKey::from_seed([0xbe; 32]).public_key());
     let per_account = spec.txs.div_ceil(spec.accounts);
-    let mut per_node: Vec<Vec<SignedTransaction>> = vec![Vec::new(); clients.len()];
+    let mut per_node: Vec<Vec<Encoded>> = (0..clients.len()).map(|_| Vec::new()).collect();
     let mut total = 0;
     'sign: for nonce in 0..per_account {
         for (index, sender) in senders.iter().enumerate() {
             if total == spec.txs {
                 break 'sign;
             }
-            per_node[index % clients.len()].push(sign(
-                &chain_id,
-                sender,
-                nonce,
-                Payload::Transfer { to: recipient, amount: 1 },
-            ));
+            let transfer = sign(&chain_id, sender, nonce, Payload::Transfer { to: recipient, amount: 1 });
+            per_node[index % clients.len()].push(Encoded::of(&transfer));
             total += 1;
         }
     }
@@ -190,26 +205,30 @@ pub async fn run(spec: &BenchSpec) -> Result<BenchReport, Error> {
     let started = Instant::now();
     let per_node_rate = spec.rate.map(|rate| rate as f64 / clients.len() as f64);
     let mut tasks = Vec::new();
+    let (batch, lanes) = (spec.batch.max(1), spec.in_flight.max(1));
     for (client, transactions) in clients.iter().cloned().zip(per_node) {
-        let submitted_at = submitted_at.clone();
-        let batch = spec.batch.max(1);
-        tasks.push(tokio::spawn(async move {
-            let (mut admitted, mut refusals) = (0u64, Vec::new());
-            for (index, chunk) in transactions.chunks(batch).enumerate() {
-                if let Some(rate) = per_node_rate {
-                    let due = started + Duration::from_secs_f64((index * batch) as f64 / rate);
-                    tokio::time::sleep_until(due.into()).await;
+        // Each node gets `lanes` batches in flight: lane i sends batches i, i + lanes, ...
+        let transactions = Arc::new(transactions);
+        for lane in 0..lanes {
+            let (client, transactions, submitted_at) = (client.clone(), transactions.clone(), submitted_at.clone());
+            tasks.push(tokio::spawn(async move {
+                let (mut admitted, mut refusals) = (0u64, Vec::new());
+                for (index, chunk) in transactions.chunks(batch).enumerate().skip(lane).step_by(lanes) {
+                    if let Some(rate) = per_node_rate {
+                        let due = started + Duration::from_secs_f64((index * batch) as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let now = Instant::now();
+                    if let Ok(mut map) = submitted_at.lock() {
+                        map.extend(chunk.iter().map(|tx| (tx.hash, now)));
+                    }
+                    let (ok, refused) = submit_batch(&client, chunk).await?;
+                    admitted += ok as u64;
+                    refusals.extend(refused);
                 }
-                let now = Instant::now();
-                if let Ok(mut map) = submitted_at.lock() {
-                    map.extend(chunk.iter().map(|tx| (tx.hash(), now)));
-                }
-                let (ok, refused) = submit_batch(&client, chunk).await?;
-                admitted += ok as u64;
-                refusals.extend(refused);
-            }
-            Ok::<_, Error>((admitted, refusals))
-        }));
+                Ok::<_, Error>((admitted, refusals))
+            }));
+        }
     }
 
     // Follow commits on the first node until every admitted transfer is seen.

@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Transfers per JSON-RPC batch (at most the nodes' rpc.max_batch).
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// JSON-RPC batches in flight to each node at once.
+    #[arg(long, default_value_t = 4)]
+    in_flight: usize,
     /// Give up waiting for commits after this long.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -43,6 +46,7 @@ pub fn run(arguments: BenchArgs) -> anyhow::Result<()> {
         accounts: arguments.accounts,
         rate: arguments.rate,
         batch: arguments.batch,
+        in_flight: arguments.in_flight,
         timeout: arguments.timeout,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -16,6 +16,7 @@ use super::Request;
 use crate::{
     mempool::{AdmitError, Prechecked, precheck},
     p2p::{NetworkEvent, Topic, protocol::TxGossip},
+    verified::VerifiedCache,
 };
 
 /// Most transactions checked in one batch.
@@ -43,6 +44,7 @@ pub(super) struct CheckedGossip {
 async fn check(
     store: &Arc<RocksStore>,
     chain_id: &ChainId,
+    verified: &Arc<VerifiedCache>,
     encoded: Vec<Vec<u8>>,
 ) -> Vec<Result<Prechecked, AdmitError>> {
     let params = match read_params(store.as_ref()) {
@@ -50,8 +52,8 @@ async fn check(
         Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
     };
     let count = encoded.len();
-    let chain_id = chain_id.clone();
-    match tokio::task::spawn_blocking(move || precheck(&chain_id, &params, encoded)).await {
+    let (chain_id, verified) = (chain_id.clone(), verified.clone());
+    match tokio::task::spawn_blocking(move || precheck(&chain_id, &params, encoded, &verified)).await {
         Ok(checked) => checked,
         // Only a panic inside the check gets here: refuse the batch rather than admit unchecked.
         Err(error) => (0..count)
@@ -66,6 +68,7 @@ pub(super) async fn run_submissions(
     mut incoming: mpsc::Receiver<Submission>,
     store: Arc<RocksStore>,
     chain_id: ChainId,
+    verified: Arc<VerifiedCache>,
     requests: mpsc::Sender<Request>,
 ) {
     let permits = Arc::new(Semaphore::new(SUBMISSIONS_IN_FLIGHT));
@@ -83,7 +86,8 @@ pub(super) async fn run_submissions(
                 Err(_) => break,
             }
         }
-        let (store, chain_id, requests) = (store.clone(), chain_id.clone(), requests.clone());
+        let (store, chain_id, verified, requests) =
+            (store.clone(), chain_id.clone(), verified.clone(), requests.clone());
         tokio::spawn(async move {
             let sizes: Vec<usize> = batch.iter().map(|submission| submission.transactions.len()).collect();
             let mut replies = Vec::with_capacity(batch.len());
@@ -92,7 +96,7 @@ pub(super) async fn run_submissions(
                 encoded.extend(submission.transactions);
                 replies.push(submission.reply);
             }
-            let checked = check(&store, &chain_id, encoded).await;
+            let checked = check(&store, &chain_id, &verified, encoded).await;
             let (reply, answer) = oneshot::channel();
             if requests.send(Request::Submit { checked, reply }).await.is_err() {
                 return;
@@ -108,24 +112,41 @@ pub(super) async fn run_submissions(
     }
 }
 
-/// Runs until the network stops: decodes and checks each transaction gossip message, in order,
-/// and passes it on to the driver.
+/// Runs until the network stops: decodes and checks transaction gossip messages, in order, and
+/// passes each on to the driver. Messages that wait are checked together, in one batch.
 pub(super) async fn run_tx_gossip(
     mut incoming: mpsc::Receiver<NetworkEvent>,
     store: Arc<RocksStore>,
     chain_id: ChainId,
+    verified: Arc<VerifiedCache>,
     checked: mpsc::Sender<CheckedGossip>,
 ) {
     while let Some(event) = incoming.recv().await {
-        let NetworkEvent::Gossip { topic: Topic::Transactions, id, source, data } = event else { continue };
-        let transactions = match borsh::from_slice::<TxGossip>(&data) {
-            Ok(TxGossip(transactions)) if transactions.len() <= TX_GOSSIP_MAX => {
-                Some(check(&store, &chain_id, transactions).await)
+        let mut messages = Vec::new();
+        let mut count = 0;
+        let mut next = Some(event);
+        while let Some(event) = next.take() {
+            let NetworkEvent::Gossip { topic: Topic::Transactions, id, source, data } = event else { continue };
+            let transactions = match borsh::from_slice::<TxGossip>(&data) {
+                Ok(TxGossip(transactions)) if transactions.len() <= TX_GOSSIP_MAX => Some(transactions),
+                _ => None,
+            };
+            count += transactions.as_ref().map_or(0, Vec::len);
+            messages.push((id, source, transactions));
+            if count < BATCH_MAX {
+                next = incoming.try_recv().ok();
             }
-            _ => None,
-        };
-        if checked.send(CheckedGossip { id, source, transactions }).await.is_err() {
-            return;
+        }
+        let sizes: Vec<Option<usize>> =
+            messages.iter().map(|(_, _, transactions)| transactions.as_ref().map(Vec::len)).collect();
+        let encoded: Vec<Vec<u8>> =
+            messages.iter_mut().flat_map(|(_, _, transactions)| transactions.take().unwrap_or_default()).collect();
+        let mut verdicts = check(&store, &chain_id, &verified, encoded).await.into_iter();
+        for ((id, source, _), size) in messages.into_iter().zip(sizes) {
+            let transactions = size.map(|size| verdicts.by_ref().take(size).collect());
+            if checked.send(CheckedGossip { id, source, transactions }).await.is_err() {
+                return;
+            }
         }
     }
 }

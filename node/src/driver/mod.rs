@@ -32,6 +32,7 @@ use crate::{
     mempool::{AdmitError, Mempool, MempoolConfig, Prechecked},
     metrics::Metrics,
     p2p::{NetworkHandle, Topic, protocol::TxGossip},
+    verified::VerifiedCache,
 };
 
 use proposals::Proposal;
@@ -172,6 +173,8 @@ pub struct Driver {
     requests: mpsc::Receiver<Request>,
     /// Where checked client submissions come from: the checking task's ends, taken by `run`.
     admission: Option<(mpsc::Receiver<admission::Submission>, mpsc::Sender<Request>)>,
+    /// Transactions whose signatures this node verified (admission and proposals share it).
+    verified: Arc<VerifiedCache>,
     /// The last committed header.
     head: BlockHeader,
     /// The set that certifies `head + 1`, and who its members are on the network.
@@ -233,6 +236,7 @@ impl Driver {
             commits: commits.clone(),
             requests,
             admission: Some((submissions_receiver, request_sender.clone())),
+            verified: Arc::new(VerifiedCache::new(crate::verified::DEFAULT_CAPACITY)),
             head,
             validators,
             validator_peers: Vec::new(),
@@ -263,9 +267,16 @@ impl Driver {
         let (checked_sender, mut checked_gossip) = mpsc::channel(64);
         let transactions = std::mem::replace(&mut events.transactions, mpsc::channel(1).1);
         let chain_id = self.settings.chain_id.clone();
-        tokio::spawn(admission::run_tx_gossip(transactions, self.store.clone(), chain_id.clone(), checked_sender));
+        let (store, verified) = (self.store.clone(), self.verified.clone());
+        tokio::spawn(admission::run_tx_gossip(
+            transactions,
+            store.clone(),
+            chain_id.clone(),
+            verified.clone(),
+            checked_sender,
+        ));
         if let Some((submissions, requests)) = self.admission.take() {
-            tokio::spawn(admission::run_submissions(submissions, self.store.clone(), chain_id, requests));
+            tokio::spawn(admission::run_submissions(submissions, store, chain_id, verified, requests));
         }
         self.refresh_validators()?;
         self.metrics.height.set(height_gauge(self.head.height));

@@ -245,6 +245,34 @@ fn malformed_oversized_and_over_long_requests_get_errors_not_crashes() {
         let batch = format!("[{}]", [call; 3].join(","));
         let (_, body) = tokio::task::spawn_blocking(move || post(address, batch.as_bytes())).await.expect("task");
         assert_eq!(body.matches("\"result\"").count(), 3, "a batch within the limit: {body}");
+        // A batch's calls run together (one admission for its transfers), yet every response
+        // answers its own call, in the order of the calls.
+        let transfers: Vec<SignedTransaction> = (0..6).map(|amount| cluster.transfer(amount + 1)).collect();
+        let mut calls: Vec<String> = transfers
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                format!(r#"{{"jsonrpc":"2.0","id":{index},"method":"tx_submit","params":["{}"]}}"#, hex(tx))
+            })
+            .collect();
+        calls.insert(2, r#"{"jsonrpc":"2.0","id":"bad","method":"tx_submit","params":["0x0102"]}"#.to_string());
+        calls.insert(4, r#"{"jsonrpc":"2.0","id":"status","method":"chain_status","params":[]}"#.to_string());
+        let batch = format!("[{}]", calls.join(","));
+        let (_, body) = tokio::task::spawn_blocking(move || post(address, batch.as_bytes())).await.expect("task");
+        let responses: Vec<serde_json::Value> = serde_json::from_str(&body).expect("a JSON array");
+        assert_eq!(responses.len(), 8, "{body}");
+        let mut transfer_index = 0;
+        for (position, response) in responses.iter().enumerate() {
+            match position {
+                2 => assert!(response["id"] == "bad" && response["error"]["code"].is_i64(), "{response}"),
+                4 => assert!(response["id"] == "status" && response["result"]["height"].is_u64(), "{response}"),
+                _ => {
+                    assert_eq!(response["id"], transfer_index, "responses keep the order of the calls");
+                    assert_eq!(response["result"], transfers[transfer_index].hash().to_string(), "{response}");
+                    transfer_index += 1;
+                }
+            }
+        }
         // Still serving.
         let client = HttpClientBuilder::default().build(format!("http://{address}")).expect("client");
         client.chain_status().await.expect("still alive");
