@@ -64,7 +64,8 @@ impl std::fmt::Display for Subnet {
 }
 
 /// Writes `docker-compose.yml` and `docker/` (a `Dockerfile` and the root filesystem it
-/// copies: `stele` at `stele_binary` and every shared library `ldd` lists for it) into the
+/// copies: `stele` at `stele_binary`, without debug sections, and every shared library `ldd`
+/// lists for it) into the
 /// network's folder. Host ports are those of the local network, bound to 127.0.0.1; nodes reach
 /// each other on the private subnet. Rewrites earlier compose files.
 pub fn write_compose(network: &LocalNetwork, stele_binary: &Path) -> Result<ComposeFiles, Error> {
@@ -78,7 +79,11 @@ pub fn write_compose(network: &LocalNetwork, stele_binary: &Path) -> Result<Comp
     if rootfs.exists() {
         std::fs::remove_dir_all(&rootfs).map_err(|source| Error::Io { path: rootfs.clone(), source })?;
     }
-    copy_into_rootfs(stele_binary, &rootfs.join(BINARY_IN_IMAGE.trim_start_matches('/')))?;
+    let binary = rootfs.join(BINARY_IN_IMAGE.trim_start_matches('/'));
+    copy_into_rootfs(stele_binary, &binary)?;
+    // Debug sections are most of a release binary (line tables, RocksDB's C++): the image does
+    // not need them. Without `strip` (binutils) the image just stays larger.
+    let _ = Command::new("strip").arg("--strip-debug").arg(&binary).status();
     for library in shared_libraries(stele_binary)? {
         let inside = rootfs.join(library.strip_prefix("/").unwrap_or(&library));
         copy_into_rootfs(&library, &inside)?;
