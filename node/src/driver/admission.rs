@@ -40,25 +40,31 @@ pub(super) struct CheckedGossip {
     pub transactions: Option<Vec<Result<Prechecked, AdmitError>>>,
 }
 
-/// Checks a batch on the blocking pool (reading the chain's limits first).
-async fn check(
-    store: &Arc<RocksStore>,
-    chain_id: &ChainId,
-    verified: &Arc<VerifiedCache>,
-    encoded: Vec<Vec<u8>>,
-) -> Vec<Result<Prechecked, AdmitError>> {
-    let params = match read_params(store.as_ref()) {
-        Ok(params) => params,
-        Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
-    };
-    let count = encoded.len();
-    let (chain_id, verified) = (chain_id.clone(), verified.clone());
-    match tokio::task::spawn_blocking(move || precheck(&chain_id, &params, encoded, &verified)).await {
-        Ok(checked) => checked,
-        // Only a panic inside the check gets here: refuse the batch rather than admit unchecked.
-        Err(error) => (0..count)
-            .map(|_| Err(AdmitError::Store(ledger::StoreError::Inconsistent(format!("check failed: {error}")))))
-            .collect(),
+/// What checking needs: the chain's limits (read from the store) and id, and the hashes this
+/// node already verified. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct Checker {
+    pub store: Arc<RocksStore>,
+    pub chain_id: ChainId,
+    pub verified: Arc<VerifiedCache>,
+}
+
+impl Checker {
+    /// Checks a batch on the blocking pool (reading the chain's limits first).
+    async fn check(&self, encoded: Vec<Vec<u8>>) -> Vec<Result<Prechecked, AdmitError>> {
+        let params = match read_params(self.store.as_ref()) {
+            Ok(params) => params,
+            Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
+        };
+        let count = encoded.len();
+        let (chain_id, verified) = (self.chain_id.clone(), self.verified.clone());
+        match tokio::task::spawn_blocking(move || precheck(&chain_id, &params, encoded, &verified)).await {
+            Ok(checked) => checked,
+            // Only a panic inside the check gets here: refuse the batch rather than admit unchecked.
+            Err(error) => (0..count)
+                .map(|_| Err(AdmitError::Store(ledger::StoreError::Inconsistent(format!("check failed: {error}")))))
+                .collect(),
+        }
     }
 }
 
@@ -66,9 +72,7 @@ async fn check(
 /// each batch and hands it to the driver, and answers each submitter with its own verdicts.
 pub(super) async fn run_submissions(
     mut incoming: mpsc::Receiver<Submission>,
-    store: Arc<RocksStore>,
-    chain_id: ChainId,
-    verified: Arc<VerifiedCache>,
+    checker: Checker,
     requests: mpsc::Sender<Request>,
 ) {
     let permits = Arc::new(Semaphore::new(SUBMISSIONS_IN_FLIGHT));
@@ -86,8 +90,7 @@ pub(super) async fn run_submissions(
                 Err(_) => break,
             }
         }
-        let (store, chain_id, verified, requests) =
-            (store.clone(), chain_id.clone(), verified.clone(), requests.clone());
+        let (checker, requests) = (checker.clone(), requests.clone());
         tokio::spawn(async move {
             let sizes: Vec<usize> = batch.iter().map(|submission| submission.transactions.len()).collect();
             let mut replies = Vec::with_capacity(batch.len());
@@ -96,7 +99,7 @@ pub(super) async fn run_submissions(
                 encoded.extend(submission.transactions);
                 replies.push(submission.reply);
             }
-            let checked = check(&store, &chain_id, &verified, encoded).await;
+            let checked = checker.check(encoded).await;
             let (reply, answer) = oneshot::channel();
             if requests.send(Request::Submit { checked, reply }).await.is_err() {
                 return;
@@ -116,9 +119,7 @@ pub(super) async fn run_submissions(
 /// passes each on to the driver. Messages that wait are checked together, in one batch.
 pub(super) async fn run_tx_gossip(
     mut incoming: mpsc::Receiver<NetworkEvent>,
-    store: Arc<RocksStore>,
-    chain_id: ChainId,
-    verified: Arc<VerifiedCache>,
+    checker: Checker,
     checked: mpsc::Sender<CheckedGossip>,
 ) {
     while let Some(event) = incoming.recv().await {
@@ -141,7 +142,7 @@ pub(super) async fn run_tx_gossip(
             messages.iter().map(|(_, _, transactions)| transactions.as_ref().map(Vec::len)).collect();
         let encoded: Vec<Vec<u8>> =
             messages.iter_mut().flat_map(|(_, _, transactions)| transactions.take().unwrap_or_default()).collect();
-        let mut verdicts = check(&store, &chain_id, &verified, encoded).await.into_iter();
+        let mut verdicts = checker.check(encoded).await.into_iter();
         for ((id, source, _), size) in messages.into_iter().zip(sizes) {
             let transactions = size.map(|size| verdicts.by_ref().take(size).collect());
             if checked.send(CheckedGossip { id, source, transactions }).await.is_err() {

@@ -258,25 +258,18 @@ impl Driver {
 
     /// Runs until `shutdown` turns true or a fatal error. Boots the core from the saved safety
     /// state and starts the next height at once (a restarted network shows liveness).
-    pub async fn run(
-        mut self,
-        mut events: crate::p2p::Events,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), Error> {
+    pub async fn run(mut self, events: crate::p2p::Events, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         // Transactions are checked off this loop; these tasks end when their inputs close.
+        let crate::p2p::Events { consensus: mut consensus_events, transactions } = events;
         let (checked_sender, mut checked_gossip) = mpsc::channel(64);
-        let transactions = std::mem::replace(&mut events.transactions, mpsc::channel(1).1);
-        let chain_id = self.settings.chain_id.clone();
-        let (store, verified) = (self.store.clone(), self.verified.clone());
-        tokio::spawn(admission::run_tx_gossip(
-            transactions,
-            store.clone(),
-            chain_id.clone(),
-            verified.clone(),
-            checked_sender,
-        ));
+        let checker = admission::Checker {
+            store: self.store.clone(),
+            chain_id: self.settings.chain_id.clone(),
+            verified: self.verified.clone(),
+        };
+        tokio::spawn(admission::run_tx_gossip(transactions, checker.clone(), checked_sender));
         if let Some((submissions, requests)) = self.admission.take() {
-            tokio::spawn(admission::run_submissions(submissions, store, chain_id, verified, requests));
+            tokio::spawn(admission::run_submissions(submissions, checker, requests));
         }
         self.refresh_validators()?;
         self.metrics.height.set(height_gauge(self.head.height));
@@ -305,7 +298,7 @@ impl Driver {
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline()?,
                 // Consensus first, then clients, then transaction gossip: a flood of transactions
                 // must not starve votes.
-                event = events.consensus.recv() => match event {
+                event = consensus_events.recv() => match event {
                     Some(event) => self.on_network(event)?,
                     None => break,
                 },
