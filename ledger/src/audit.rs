@@ -241,7 +241,8 @@ pub fn audit_chain<S: crate::BlockReader + StateReader>(
 ) -> Result<AuditReport, AuditFailure> {
     let fail = |height: Height, reason: String| AuditFailure { height, reason };
     let replica = crate::MemStore::new(genesis).map_err(|error| fail(0, error.to_string()))?;
-    let head = store.head().map_err(|error| fail(0, format!("reading the head: {error}")))?;
+    // A damaged head header names its height; report it there rather than at genesis.
+    let head = store.head().map_err(|error| fail(error.height().unwrap_or(0), format!("reading the head: {error}")))?;
     let stored_genesis = store.header(0).map_err(|error| fail(0, error.to_string()))?;
     let expected_genesis = crate::BlockReader::head(&replica).map_err(|error| fail(0, error.to_string()))?;
     if stored_genesis.as_ref() != Some(&expected_genesis) {

@@ -98,10 +98,20 @@ pub struct RpcConfig {
     pub max_response_bytes: u32,
     /// Most calls in one batch request.
     pub max_batch: u32,
-    /// Most simultaneous connections.
+    /// Most simultaneous TCP connections, HTTP and WebSocket together (over it: HTTP 429).
     pub max_connections: u32,
     /// Most subscriptions per WebSocket connection.
     pub max_subscriptions_per_connection: u32,
+    /// An HTTP connection that sends no complete request head for this long (after connecting
+    /// or after its last response) is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A request body not received whole within this long of its head gets HTTP 408.
+    #[serde(with = "humantime_serde")]
+    pub request_body_timeout: Duration,
+    /// A WebSocket silent and deaf to pings for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub ws_idle_timeout: Duration,
     /// Origins allowed by CORS; empty allows none.
     pub cors_origins: Vec<String>,
 }
@@ -115,6 +125,9 @@ impl Default for RpcConfig {
             max_batch: 100,
             max_connections: 256,
             max_subscriptions_per_connection: 16,
+            idle_timeout: Duration::from_secs(60),
+            request_body_timeout: Duration::from_secs(20),
+            ws_idle_timeout: Duration::from_secs(60),
             cors_origins: Vec::new(),
         }
     }
@@ -132,6 +145,8 @@ pub struct MempoolSection {
     pub max_per_account: usize,
     /// Highest nonce accepted above an account's next one.
     pub max_nonce_ahead: u64,
+    /// Most pending transactions waiting behind a nonce gap (part of `max_txs`).
+    pub max_queued: usize,
 }
 
 impl Default for MempoolSection {
@@ -142,6 +157,7 @@ impl Default for MempoolSection {
             max_bytes: defaults.max_bytes,
             max_per_account: defaults.max_per_account,
             max_nonce_ahead: defaults.max_nonce_ahead,
+            max_queued: defaults.max_queued,
         }
     }
 }
@@ -153,6 +169,7 @@ impl From<&MempoolSection> for crate::mempool::MempoolConfig {
             max_bytes: section.max_bytes,
             max_per_account: section.max_per_account,
             max_nonce_ahead: section.max_nonce_ahead,
+            max_queued: section.max_queued,
         }
     }
 }
@@ -301,6 +318,14 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(invalid(key, "must be at least 1"));
+        }
+        let durations = [
+            ("rpc.idle_timeout", self.rpc.idle_timeout),
+            ("rpc.request_body_timeout", self.rpc.request_body_timeout),
+            ("rpc.ws_idle_timeout", self.rpc.ws_idle_timeout),
+        ];
+        if let Some((key, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
+            return Err(invalid(key, "must be longer than 0s"));
         }
         if self.log.filter.trim().is_empty() {
             return Err(invalid("log.filter", "must not be empty (use \"info\")"));

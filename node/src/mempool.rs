@@ -2,8 +2,10 @@
 //!
 //! Admission checks everything that can be checked before execution (decoding, size, chain,
 //! signature, the signer's role, its nonce window, duplicates) and enforces caps by count and by
-//! bytes, per account and in all, so the pool never grows without bound. Reaping hands a leader
-//! each account's transactions in nonce order, accounts taking turns.
+//! bytes, per account and in all, so the pool never grows without bound. Transactions waiting
+//! behind a nonce gap (not executable until the gap is filled) have their own, smaller cap, so a
+//! flood of future nonces cannot fill the pool with work that never leaves it. Reaping hands a
+//! leader each account's transactions in nonce order, accounts taking turns.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -27,11 +29,19 @@ pub struct MempoolConfig {
     pub max_per_account: usize,
     /// Highest nonce accepted, relative to the account's next nonce.
     pub max_nonce_ahead: u64,
+    /// Most transactions held behind a nonce gap, in all (part of `max_txs`).
+    pub max_queued: usize,
 }
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { max_txs: 100_000, max_bytes: 64 * 1024 * 1024, max_per_account: 1_000, max_nonce_ahead: 1_000 }
+        MempoolConfig {
+            max_txs: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_per_account: 1_000,
+            max_nonce_ahead: 1_000,
+            max_queued: 10_000,
+        }
     }
 }
 
@@ -90,12 +100,59 @@ pub struct Mempool {
     accounts: HashMap<Address, (u64, BTreeMap<u64, Digest>)>,
     bytes: usize,
     arrivals: u64,
+    /// Per account: the next nonce its run was measured from, the length of its run of
+    /// consecutive pending nonces from there (executable now), and how many of its pending
+    /// transactions are not in the run (counted in `queued`).
+    runs: HashMap<Address, Run>,
+    /// Transactions pending behind a nonce gap, in all.
+    queued: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Run {
+    next: u64,
+    length: usize,
+    queued: usize,
+}
+
+/// How many of `nonces` follow `next` without a gap.
+fn run_length(nonces: &BTreeMap<u64, Digest>, next: u64) -> usize {
+    nonces.range(next..).zip(next..).take_while(|((nonce, _), want)| **nonce == *want).count()
 }
 
 impl Mempool {
     /// An empty pool for a chain.
     pub fn new(chain_id: ChainId, config: MempoolConfig) -> Self {
-        Mempool { config, chain_id, entries: HashMap::new(), accounts: HashMap::new(), bytes: 0, arrivals: 0 }
+        Mempool {
+            config,
+            chain_id,
+            entries: HashMap::new(),
+            accounts: HashMap::new(),
+            bytes: 0,
+            arrivals: 0,
+            runs: HashMap::new(),
+            queued: 0,
+        }
+    }
+
+    /// Transactions pending behind a nonce gap.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// `sender`'s run measured from `next` (remeasured if the account moved since), with
+    /// `queued` kept in step.
+    fn run(&mut self, sender: &Address, next: u64) -> Run {
+        let cached = self.runs.get(sender).copied().unwrap_or(Run { next, ..Run::default() });
+        if cached.next == next {
+            return cached;
+        }
+        let nonces = self.accounts.get(sender).map(|(_, nonces)| nonces);
+        let length = nonces.map_or(0, |nonces| run_length(nonces, next));
+        let run = Run { next, length, queued: nonces.map_or(0, BTreeMap::len) - length };
+        self.queued = self.queued - cached.queued + run.queued;
+        self.runs.insert(*sender, run);
+        run
     }
 
     /// Transactions pending.
@@ -167,6 +224,12 @@ impl Mempool {
         if pending.map_or(0, BTreeMap::len) >= self.config.max_per_account {
             return Err(AdmitError::Full("this account has too many pending transactions"));
         }
+        let run = self.run(&sender, account.nonce);
+        // Not the account's next executable nonce: it waits behind a gap.
+        let gapped = nonce > account.nonce.saturating_add(run.length as u64);
+        if gapped && self.queued >= self.config.max_queued {
+            return Err(AdmitError::Full("too many transactions waiting behind a nonce gap"));
+        }
         if self.entries.len() >= self.config.max_txs {
             return Err(AdmitError::Full("too many pending transactions"));
         }
@@ -175,7 +238,13 @@ impl Mempool {
         }
         self.arrivals += 1;
         let arrival = self.arrivals;
-        self.accounts.entry(sender).or_insert_with(|| (arrival, BTreeMap::new())).1.insert(nonce, hash);
+        let nonces = &mut self.accounts.entry(sender).or_insert_with(|| (arrival, BTreeMap::new())).1;
+        nonces.insert(nonce, hash);
+        // Filling the gap at the run's end may join the transactions queued behind it.
+        let length = if gapped { run.length } else { run_length(nonces, account.nonce) };
+        let updated = Run { next: account.nonce, length, queued: nonces.len() - length };
+        self.queued = self.queued - run.queued + updated.queued;
+        self.runs.insert(sender, updated);
         self.bytes += size;
         self.entries.insert(hash, Entry { transaction, size, sender });
         Ok(hash)
@@ -238,8 +307,10 @@ impl Mempool {
     /// execute (the signer lost the role). Returns how many were dropped.
     pub fn prune(&mut self, state: &impl StateReader) -> Result<usize, StoreError> {
         let mut dropped = Vec::new();
+        let mut next_nonces = Vec::with_capacity(self.accounts.len());
         for (address, (_, nonces)) in &self.accounts {
             let account = read_account(state, address)?;
+            next_nonces.push((*address, account.nonce));
             for (nonce, hash) in nonces {
                 let role = self.entries[hash].transaction.transaction.payload.required_role();
                 if *nonce < account.nonce || !account.roles.contains(role) {
@@ -256,6 +327,17 @@ impl Mempool {
                         self.accounts.remove(&entry.sender);
                     }
                 }
+            }
+        }
+        // Blocks moved the accounts' nonces: measure every run again.
+        self.runs.clear();
+        self.queued = 0;
+        for (address, next) in next_nonces {
+            if let Some((_, nonces)) = self.accounts.get(&address) {
+                let length = run_length(nonces, next);
+                let run = Run { next, length, queued: nonces.len() - length };
+                self.queued += run.queued;
+                self.runs.insert(address, run);
             }
         }
         Ok(dropped.len())

@@ -116,6 +116,40 @@ fn a_full_pool_pushes_back_and_never_grows() {
 }
 
 #[test]
+fn transactions_behind_a_nonce_gap_have_their_own_cap() {
+    let chain = chain();
+    let config = MempoolConfig { max_queued: 2, ..MempoolConfig::default() };
+    let mut pool = Mempool::new(chain_id(), config);
+    // Account 10: nonces 3 and 4 wait behind the gap at 0..=2; 5 would be a third.
+    let verdicts = admit(&mut pool, &chain, &[transfer(10, 3), transfer(10, 4), transfer(10, 5)]);
+    assert!(verdicts[..2].iter().all(Result::is_ok), "{verdicts:?}");
+    assert_eq!(verdicts[2], Err(AdmitError::Full("too many transactions waiting behind a nonce gap")));
+    assert_eq!(pool.queued(), 2);
+    // A flood of future nonces never blocks executable transactions.
+    assert!(admit(&mut pool, &chain, &(0..10).map(|n| transfer(11, n)).collect::<Vec<_>>()).iter().all(Result::is_ok));
+    assert_eq!(
+        admit(&mut pool, &chain, &[transfer(11, 12)])[0],
+        Err(AdmitError::Full("too many transactions waiting behind a nonce gap"))
+    );
+    // Filling the gap joins 3 and 4 to the run: nothing waits, and there is room again.
+    assert!(admit(&mut pool, &chain, &[transfer(10, 0), transfer(10, 1)]).iter().all(Result::is_ok));
+    assert_eq!(pool.queued(), 2, "10's nonce 2 is still missing: 3 and 4 still wait");
+    assert!(admit(&mut pool, &chain, &[transfer(10, 2)])[0].is_ok());
+    assert_eq!(pool.queued(), 0);
+    assert!(admit(&mut pool, &chain, &[transfer(11, 12)])[0].is_ok());
+    assert_eq!(pool.queued(), 1);
+
+    // A committed block moves the nonces: prune measures every run again.
+    let block: Vec<SignedTransaction> = pool.reap(&chain.store, 100, usize::MAX).expect("reap");
+    assert_eq!(block.len(), 15, "10's 0..=4 and 11's 0..=9; 11's 12 waits for 10 and 11");
+    chain.commit(block);
+    pool.prune(&chain.store).expect("prune");
+    assert_eq!((pool.len(), pool.queued()), (1, 1));
+    assert!(admit(&mut pool, &chain, &[transfer(11, 10), transfer(11, 11)]).iter().all(Result::is_ok));
+    assert_eq!(pool.queued(), 0);
+}
+
+#[test]
 fn reaping_follows_nonces_and_takes_turns() {
     let chain = chain();
     let mut pool = Mempool::new(chain_id(), MempoolConfig::default());

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub block_txs: Histogram,
     /// Encoded bytes per committed block.
     pub block_bytes: Histogram,
+    /// Distinct pieces of evidence recorded (conflicting votes of one validator).
+    pub evidence: Counter,
 }
 
 impl Default for Metrics {
@@ -51,6 +53,7 @@ impl Default for Metrics {
         // 1 to about 32,000 transactions, 256 B to about 16 MiB.
         let block_txs = Histogram::new(exponential_buckets(1.0, 2.0, 16));
         let block_bytes = Histogram::new(exponential_buckets(256.0, 2.0, 17));
+        let evidence = Counter::default();
         registry.register("height", "Height of the last committed block", height.clone());
         registry.register("view", "Consensus view of the height being decided", view.clone());
         registry.register("view_changes", "View changes this node took part in", view_changes.clone());
@@ -65,6 +68,7 @@ impl Default for Metrics {
         );
         registry.register("block_txs", "Transactions per committed block", block_txs.clone());
         registry.register("block_bytes", "Encoded bytes per committed block", block_bytes.clone());
+        registry.register("evidence", "Distinct pieces of evidence of misbehaviour recorded", evidence.clone());
         Metrics {
             registry,
             height,
@@ -77,6 +81,7 @@ impl Default for Metrics {
             commit_latency_seconds,
             block_txs,
             block_bytes,
+            evidence,
         }
     }
 }
@@ -110,12 +115,14 @@ mod tests {
         metrics.block_committed(43, 10, 1_500, 0.05);
         metrics.mempool_txs.set(7);
         metrics.view_changes.inc();
+        metrics.evidence.inc();
         let text = metrics.render();
         for line in [
             "stele_height 43",
             "stele_committed_txs_total 1010",
             "stele_mempool_txs 7",
             "stele_view_changes_total 1",
+            "stele_evidence_total 1",
             "stele_commit_latency_seconds_count 2",
             "stele_block_txs_count 2",
             "stele_peers 0",

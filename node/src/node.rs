@@ -130,6 +130,9 @@ impl Node {
             max_batch: config.rpc.max_batch,
             max_connections: config.rpc.max_connections,
             max_subscriptions_per_connection: config.rpc.max_subscriptions_per_connection,
+            idle_timeout: config.rpc.idle_timeout,
+            request_body_timeout: config.rpc.request_body_timeout,
+            ws_idle_timeout: config.rpc.ws_idle_timeout,
             cors_origins: config.rpc.cors_origins.clone(),
         };
         let rpc = rpc::start(config.rpc.listen, limits, Arc::new(backend))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use consensus::Digest;
 use jsonrpsee::core::async_trait;
 use ledger::{CertifiedBlock, RocksStore, TxError};
-use rpc::{NodeStatus, Peer, SubmitError};
+use rpc::{EvidenceRecord, NodeStatus, Peer, SubmitError};
 use tokio::sync::broadcast;
 
 use crate::{driver::DriverHandle, mempool::AdmitError, p2p::NetworkHandle};
@@ -84,6 +84,10 @@ impl rpc::Backend for NodeBackend {
             },
             Err(_) => NodeStatus { view: 0, validator: false, syncing: false, peers, mempool_txs: 0 },
         }
+    }
+
+    fn evidence(&self) -> Result<Vec<EvidenceRecord>, ledger::StoreError> {
+        crate::driver::evidence::load(&self.store)
     }
 
     async fn peers(&self) -> Vec<Peer> {

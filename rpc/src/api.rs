@@ -8,7 +8,8 @@ use ledger::Address;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    Account, Block, BlockId, ChainStatus, Header, PeerInfo, Record, StateProof, TxProofBundle, TxStatus, Validators,
+    Account, Block, BlockId, ChainStatus, Evidence, Header, PeerInfo, Record, StateProof, TxProofBundle, TxStatus,
+    Validators,
 };
 
 /// Result of a method call.
@@ -16,6 +17,8 @@ pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
 
 /// Most blocks `chain_getBlocks` returns in one page.
 pub const BLOCKS_PAGE_MAX: u64 = 100;
+/// Most pieces of evidence a node keeps (and `chain_getEvidence` returns); older ones go first.
+pub const EVIDENCE_MAX: usize = 1000;
 /// Longest wait `tx_submitAndWait` accepts, in milliseconds (and its default).
 pub const SUBMIT_WAIT_MAX_MS: u64 = 60_000;
 
@@ -47,6 +50,11 @@ pub trait SteleApi {
     /// The validator set that certifies `height` (default: the next block).
     #[method(name = "chain_getValidators")]
     async fn chain_get_validators(&self, height: Option<Height>) -> RpcResult<Validators>;
+
+    /// Evidence of misbehaviour this node saw: pairs of conflicting votes signed by one
+    /// validator, oldest height first (the latest [`EVIDENCE_MAX`] are kept).
+    #[method(name = "chain_getEvidence")]
+    async fn chain_get_evidence(&self) -> RpcResult<Vec<Evidence>>;
 
     /// Each committed block's header (with its transaction count), in order.
     #[subscription(name = "chain_subscribeBlocks" => "chain_block", unsubscribe = "chain_unsubscribeBlocks", item = Header)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use consensus::{Digest, Height, View};
+use consensus::{Digest, Height, PublicKey, SignedVote, View};
 use jsonrpsee::core::async_trait;
 use ledger::{BlockReader, CertifiedBlock, StateHistory};
 use tokio::sync::broadcast;
@@ -82,6 +82,22 @@ pub struct Peer {
     pub score: Option<f64>,
 }
 
+/// Two conflicting votes one validator signed for one (height, view, kind), as the node stored
+/// them when it saw the second.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    /// The signer's consensus key (the votes name it by index in the set of their height).
+    pub public_key: PublicKey,
+    /// The vote seen first.
+    pub first: SignedVote,
+    /// The conflicting vote.
+    pub second: SignedVote,
+    /// When the node saw the conflict, ms since the Unix epoch by its clock.
+    pub seen_at_ms: u64,
+    /// The peer that delivered the second vote, if known.
+    pub peer: Option<String>,
+}
+
 /// The node behind the API. The store is read directly (it is safe to read while the node
 /// writes); everything else goes through the node.
 #[async_trait]
@@ -102,6 +118,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn status(&self) -> NodeStatus;
     /// Connected peers.
     async fn peers(&self) -> Vec<Peer>;
+    /// The evidence of misbehaviour this node recorded, oldest height first (none by default:
+    /// a backend without a record keeps nothing).
+    fn evidence(&self) -> Result<Vec<EvidenceRecord>, ledger::StoreError> {
+        Ok(Vec::new())
+    }
     /// Most recent height whose state this node keeps proofs for (the head).
     fn head_height(&self) -> Result<Height, ledger::StoreError> {
         Ok(self.store().head()?.height)

@@ -34,7 +34,8 @@ pub const INVALID_TRANSACTION: i32 = 1010;
 pub const NOT_FOUND: i32 = 1011;
 /// `tx_submitAndWait` gave up before the transaction was committed (it may still be).
 pub const TIMEOUT: i32 = 1012;
-/// The node cannot serve this now (shutting down, storage failure).
+/// The node cannot serve this now (shutting down, storage failure, or the stored value is
+/// damaged: the store's read checks refuse it rather than serve it).
 pub const UNAVAILABLE: i32 = 1013;
 
 /// An error with a code and a plain message.

@@ -14,5 +14,5 @@ pub mod openrpc;
 mod server;
 pub mod types;
 
-pub use backend::{Backend, NodeStatus, Peer, SubmitError};
+pub use backend::{Backend, EvidenceRecord, NodeStatus, Peer, SubmitError};
 pub use server::{Limits, RpcServer, module, start};

@@ -57,6 +57,15 @@ pub fn document() -> Value {
             ("validators", object("Validators")),
         ),
         method(
+            "chain_getEvidence",
+            "Pairs of conflicting votes signed by one validator that this node saw, oldest first.",
+            vec![],
+            (
+                "evidence",
+                json!({"type": "array", "items": object("Evidence: kind, validator, public_key, height, view, first, second, seen_at_ms, reported_by")}),
+            ),
+        ),
+        method(
             "chain_subscribeBlocks",
             "WebSocket: one chain_block notification (a header) per committed block.",
             vec![],

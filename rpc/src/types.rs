@@ -1,7 +1,9 @@
 //! The JSON the API speaks. Hashes, keys and addresses are 0x-hex strings; byte strings
 //! (transactions, record keys and values, proofs) are 0x-hex of their bytes.
 
-use consensus::{ChainId, CommitCertificate, Digest, Height, PublicKey, View};
+use consensus::{
+    ChainId, CommitCertificate, Digest, Height, PublicKey, Signature, SignedVote, ValidatorIndex, View, VoteKind,
+};
 use ledger::{Address, BlockHeader, Payload, Role, SignedTransaction, ValidatorInfo};
 use serde::{Deserialize, Serialize};
 
@@ -287,4 +289,79 @@ pub struct PeerInfo {
     pub address: String,
     /// gossipsub score.
     pub score: Option<f64>,
+}
+
+/// What a piece of evidence proves a validator did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// Two PRE-PREPAREs (proposals) for one height and view.
+    ConflictingProposal,
+    /// Two PREPAREs for one height and view.
+    DoublePrepare,
+    /// Two COMMITs for one height and view.
+    DoubleCommit,
+}
+
+impl EvidenceKind {
+    /// The kind of evidence two conflicting votes of this kind make (none for the kinds that are
+    /// not plain votes).
+    pub fn of(kind: VoteKind) -> Option<Self> {
+        match kind {
+            VoteKind::PrePrepare => Some(EvidenceKind::ConflictingProposal),
+            VoteKind::Prepare => Some(EvidenceKind::DoublePrepare),
+            VoteKind::Commit => Some(EvidenceKind::DoubleCommit),
+            VoteKind::ViewChange | VoteKind::NewView => None,
+        }
+    }
+}
+
+/// One of the two signed votes of a piece of evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceVote {
+    /// The digest (block hash) it votes for.
+    pub digest: Digest,
+    /// The validator's ed25519 signature over `signing_bytes`.
+    pub signature: Signature,
+    /// 0x-hex of the exact bytes signed: borsh of (`"stele/vote/v1"`, chain id, vote).
+    pub signing_bytes: String,
+    /// 0x-hex of the borsh `consensus::SignedVote`.
+    pub raw: String,
+}
+
+impl EvidenceVote {
+    /// The JSON form of a signed vote of `chain_id`.
+    pub fn new(chain_id: &ChainId, vote: &SignedVote) -> Self {
+        EvidenceVote {
+            digest: vote.vote.digest,
+            signature: vote.signature,
+            signing_bytes: to_hex(&vote.vote.signing_bytes(chain_id)),
+            raw: to_hex(&borsh::to_vec(vote).unwrap_or_default()),
+        }
+    }
+}
+
+/// `chain_getEvidence`: two conflicting votes signed by one validator. Self-verifying: both
+/// signatures check against `public_key`, and `signing_bytes` decode to the same kind, height
+/// and view with different digests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What it proves.
+    pub kind: EvidenceKind,
+    /// The validator's index in the set of `height`.
+    pub validator: ValidatorIndex,
+    /// The validator's consensus key.
+    pub public_key: PublicKey,
+    /// The height of both votes.
+    pub height: Height,
+    /// The view of both votes.
+    pub view: View,
+    /// The vote this node saw first.
+    pub first: EvidenceVote,
+    /// The conflicting vote.
+    pub second: EvidenceVote,
+    /// When this node saw the conflict, ms since the Unix epoch by its clock.
+    pub seen_at_ms: u64,
+    /// The peer id that delivered the second vote, if known.
+    pub reported_by: Option<String>,
 }

@@ -54,6 +54,12 @@ impl Subnet {
         let [high, low] = self.0;
         format!("10.{high}.{low}.{}", 10 + index)
     }
+
+    /// The host's address on it (`.1`: the bridge, or Docker's gateway).
+    pub fn gateway(&self) -> String {
+        let [high, low] = self.0;
+        format!("10.{high}.{low}.1")
+    }
 }
 
 impl std::fmt::Display for Subnet {

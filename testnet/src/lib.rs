@@ -6,6 +6,8 @@
 
 pub mod bench;
 mod compose;
+pub mod faults;
+pub mod flood;
 mod generate;
 mod launch;
 

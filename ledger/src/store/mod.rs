@@ -1,5 +1,9 @@
 //! Persistent storage: the [`BlockReader`] / [`BlockWriter`] traits and their RocksDB
 //! implementation, [`RocksStore`]. Only this module touches RocksDB.
+//!
+//! Reads check what they return against what commits to it (a body against its header's
+//! transaction root, a header against the hash index and its certificate, a state value against
+//! the header's state root), so damaged data is an error, never an answer.
 
 mod mem;
 mod rocks;
@@ -71,7 +75,78 @@ pub enum StoreError {
     /// The genesis cannot initialise a database.
     #[error("invalid genesis: {0}")]
     Genesis(String),
+    /// A stored part of a block (header, body, certificate, receipts, hash index entry) decodes
+    /// but contradicts what commits to it: damaged on disk, never served.
+    #[error("corrupt {column} value of block {height}: {reason}")]
+    CorruptBlock {
+        /// Column family.
+        column: &'static str,
+        /// Height of the block.
+        height: Height,
+        /// What does not match.
+        reason: String,
+    },
 }
+
+impl StoreError {
+    /// The height of the damaged block, for errors that name one.
+    pub fn height(&self) -> Option<Height> {
+        match self {
+            StoreError::CorruptBlock { height, .. } => Some(*height),
+            _ => None,
+        }
+    }
+}
+
+/// Every crash point of the store, by name (compiled in only with the `failpoints` feature).
+///
+/// A test arms one with `FAILPOINTS="NAME=return"` (fail-rs syntax, e.g. `3*off->return` to
+/// pass three times first) in the environment of a `stele start` built with the feature; the
+/// process then prints `failpoint NAME: aborting` to stderr and aborts there (SIGABRT), like a
+/// power cut: nothing after that point runs. `before_write` fires with the batch built but not
+/// written; `after_write` once the synced write returned, before the caller sends votes,
+/// notifies subscribers or starts the next height.
+pub const FAILPOINTS: &[&str] = &[
+    failpoint::INITIALISE_BEFORE_WRITE,
+    failpoint::INITIALISE_AFTER_WRITE,
+    failpoint::COMMIT_BEFORE_WRITE,
+    failpoint::COMMIT_AFTER_WRITE,
+    failpoint::SAFETY_BEFORE_WRITE,
+    failpoint::SAFETY_AFTER_WRITE,
+];
+
+/// The names in [`FAILPOINTS`].
+pub mod failpoint {
+    /// Initialising an empty database from the genesis, before its one write.
+    pub const INITIALISE_BEFORE_WRITE: &str = "store::initialise::before_write";
+    /// Initialising an empty database, after its write.
+    pub const INITIALISE_AFTER_WRITE: &str = "store::initialise::after_write";
+    /// Committing a block (block, certificate, receipts, indexes, state, head in one batch),
+    /// before the write.
+    pub const COMMIT_BEFORE_WRITE: &str = "store::commit::before_write";
+    /// Committing a block, after the write, before subscribers hear of it.
+    pub const COMMIT_AFTER_WRITE: &str = "store::commit::after_write";
+    /// Saving the consensus safety state, before the write (the vote it covers is not sent).
+    pub const SAFETY_BEFORE_WRITE: &str = "store::save_safety_state::before_write";
+    /// Saving the consensus safety state, after the write, before the vote leaves the node.
+    pub const SAFETY_AFTER_WRITE: &str = "store::save_safety_state::after_write";
+}
+
+/// Aborts the process here if the crash point `name` is armed (see [`FAILPOINTS`]).
+#[cfg(feature = "failpoints")]
+pub(crate) fn crash_point(name: &'static str) {
+    // `eval` runs fail-rs's other actions (panic, sleep, print...) itself and yields a value
+    // only for `return`, which here means a crash.
+    if fail::eval(name, |_| ()).is_some() {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Without the `failpoints` feature a crash point is nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn crash_point(_name: &'static str) {}
 
 impl From<rocksdb::Error> for StoreError {
     fn from(error: rocksdb::Error) -> Self {
@@ -116,19 +191,35 @@ pub trait BlockWriter {
 
 /// Reads of past states, proofs and validator sets, the same for every store.
 pub trait StateHistory: StateReader + BlockReader + Sized {
-    /// The value of a state key after the block at `height`, from the versioned tree.
+    /// The value of a state key after the block at `height`, from the versioned tree, checked
+    /// against the state root of that height's header (see [`StateHistory::state_proof`]).
     fn state_at(&self, key: &[u8], height: Height) -> Result<Option<Vec<u8>>, StoreError> {
-        check_height(self, height)?;
-        StateTree::new(self).get(key_hash(key), height).map_err(|error| StoreError::Tree(error.to_string()))
+        Ok(self.state_proof(key, height)?.value)
     }
 
     /// A proof of a state key's value (or absence) against the state root of `height`.
+    ///
+    /// The proof is verified against the header's state root before it is returned, so a
+    /// damaged tree value or tree node is an error, never a value: one walk from the root to
+    /// the leaf and about four hashes per level of the tree.
     fn state_proof(&self, key: &[u8], height: Height) -> Result<StateProof, StoreError> {
         check_height(self, height)?;
         let (value, proof) = StateTree::new(self)
             .get_with_proof(key_hash(key), height)
             .map_err(|error| StoreError::Tree(error.to_string()))?;
-        Ok(StateProof { key: key.to_vec(), value, height, proof })
+        let header = self
+            .header(height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("no header at height {height} below the head")))?;
+        let state_proof = StateProof { key: key.to_vec(), value, height, proof };
+        state_proof.verify(&header.state_root).map_err(|reason| StoreError::Corrupt {
+            column: schema::TREE_VALUES,
+            key: consensus::hex::encode(key),
+            reason: format!(
+                "the value at height {height} or a tree node above it is damaged: it does not prove against \
+                 the header's state root ({reason})"
+            ),
+        })?;
+        Ok(state_proof)
     }
 
     /// The validator schedule after the block at `height`.

@@ -1,14 +1,18 @@
-use std::path::Path;
+use std::{
+    collections::VecDeque,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use borsh::BorshDeserialize;
-use consensus::{CommitCertificate, Digest, Height};
+use consensus::{CommitCertificate, Digest, Height, ValidatorSet};
 use jmt::{
     KeyHash, OwnedValue, Version,
     storage::{LeafNode, Node, NodeKey, TreeReader},
 };
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
-use super::{BlockReader, BlockWriter, StateHistory, StoreError, TxLocation, schema};
+use super::{BlockReader, BlockWriter, StateHistory, StoreError, TxLocation, crash_point, failpoint, schema};
 use crate::{
     Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, SignedTransaction, encode, state::StateReader,
 };
@@ -34,7 +38,17 @@ impl Default for StoreOptions {
 pub struct RocksStore {
     db: DB,
     options: StoreOptions,
+    /// The last validator set a certificate was checked against on read: sets change rarely,
+    /// so block reads seldom walk the state tree for one.
+    certifying_set: Mutex<Option<ValidatorSet>>,
+    /// Receipts already checked against their header, for the last few heights read: every
+    /// `tx_get` of a block's transactions reads that block's receipts, and committed receipts
+    /// never change, so each block's are hashed once rather than once per query.
+    verified_receipts: Mutex<VecDeque<(Height, Arc<Vec<Receipt>>)>>,
 }
+
+/// How many heights' checked receipts [`RocksStore`] keeps.
+const VERIFIED_RECEIPTS_KEPT: usize = 4;
 
 impl RocksStore {
     /// Opens the store at `path` for this genesis, creating and initialising it if empty.
@@ -46,13 +60,22 @@ impl RocksStore {
         db_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let descriptors = schema::ALL.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = if options.read_only {
-            DB::open_cf_for_read_only(&db_options, path, schema::ALL, false)?
+            // Only the columns the database has: one written before a column was added (the
+            // evidence) still opens for an audit.
+            let existing = DB::list_cf(&db_options, path).unwrap_or_else(|_| schema::ALL.map(String::from).to_vec());
+            let columns = schema::ALL.into_iter().filter(|name| existing.iter().any(|found| found == name));
+            DB::open_cf_for_read_only(&db_options, path, columns, false)?
         } else {
             db_options.create_if_missing(true);
             db_options.create_missing_column_families(true);
             DB::open_cf_descriptors(&db_options, path, descriptors)?
         };
-        let store = RocksStore { db, options };
+        let store = RocksStore {
+            db,
+            options,
+            certifying_set: Mutex::new(None),
+            verified_receipts: Mutex::new(VecDeque::new()),
+        };
         if store.get_raw(schema::META, schema::META_GENESIS_HASH)?.is_none() {
             if options.read_only {
                 return Err(StoreError::Inconsistent("the database is empty (no genesis)".to_string()));
@@ -60,7 +83,41 @@ impl RocksStore {
             store.initialise(genesis)?;
         }
         store.check_identity(genesis)?;
+        // A node must not start on a damaged head: it would build on it. An audit opens read-only
+        // and reports damage block by block instead.
+        if !options.read_only {
+            store.check_head(genesis)?;
+        }
         Ok(store)
+    }
+
+    /// Checks the head as every read would, plus what only the head has to answer for: its
+    /// receipts, the state tree's root at its height, and (at height 0) the genesis link.
+    fn check_head(&self, genesis: &Genesis) -> Result<(), StoreError> {
+        let head = self.head()?;
+        if head.height == 0 {
+            if head.chain_id != genesis.chain_id || head.previous_hash != genesis.hash() {
+                return Err(StoreError::CorruptBlock {
+                    column: schema::HEADERS,
+                    height: 0,
+                    reason: "the genesis header does not name this genesis".to_string(),
+                });
+            }
+        } else {
+            self.block(head.height)?;
+            self.receipts(head.height)?;
+        }
+        let root = crate::state::StateTree::new(self)
+            .get_root_hash(head.height)
+            .map_err(|error| StoreError::Tree(format!("root of height {}: {error}", head.height)))?;
+        if Digest(root.0) != head.state_root {
+            return Err(StoreError::Corrupt {
+                column: schema::TREE_NODES,
+                key: format!("root of height {}", head.height),
+                reason: format!("the state tree's root {} is not the header's state root", Digest(root.0)),
+            });
+        }
+        Ok(())
     }
 
     fn initialise(&self, genesis: &Genesis) -> Result<(), StoreError> {
@@ -77,7 +134,10 @@ impl RocksStore {
         batch.put_cf(meta, schema::META_GENESIS_HASH, genesis.hash().0);
         batch.put_cf(meta, schema::META_SCHEMA, schema::SCHEMA_VERSION.to_be_bytes());
         batch.put_cf(meta, schema::META_HEAD, schema::height_key(0));
-        self.write(batch)
+        crash_point(failpoint::INITIALISE_BEFORE_WRITE);
+        self.write(batch)?;
+        crash_point(failpoint::INITIALISE_AFTER_WRITE);
+        Ok(())
     }
 
     fn check_identity(&self, genesis: &Genesis) -> Result<(), StoreError> {
@@ -119,6 +179,19 @@ impl RocksStore {
 
     fn get_raw(&self, column: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(column)?, key)?)
+    }
+
+    /// The value at a height in a block column, decoded.
+    fn get_at<T: BorshDeserialize>(&self, column: &'static str, height: Height) -> Result<Option<T>, StoreError> {
+        self.get_raw(column, &schema::height_key(height))?
+            .map(|bytes| {
+                borsh::from_slice(&bytes).map_err(|error| StoreError::CorruptBlock {
+                    column,
+                    height,
+                    reason: format!("does not decode: {error}"),
+                })
+            })
+            .transpose()
     }
 
     fn get_decoded<T: BorshDeserialize>(&self, column: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -177,18 +250,194 @@ impl RocksStore {
     }
 
     /// Saves the consensus core's safety state, synced, before any vote that depends on it
-    /// leaves the node.
+    /// leaves the node. Its checksum goes in the same batch.
     pub fn save_safety_state(&self, state: &[u8]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(schema::SAFETY)?, schema::SAFETY_STATE, state);
+        let safety = self.cf(schema::SAFETY)?;
+        batch.put_cf(safety, schema::SAFETY_STATE, state);
+        batch.put_cf(safety, schema::SAFETY_CHECKSUM, Digest::of(state).0);
         let mut write_options = WriteOptions::default();
         write_options.set_sync(true);
-        Ok(self.db.write_opt(batch, &write_options)?)
+        crash_point(failpoint::SAFETY_BEFORE_WRITE);
+        self.db.write_opt(batch, &write_options)?;
+        crash_point(failpoint::SAFETY_AFTER_WRITE);
+        Ok(())
     }
 
     /// The last saved safety state, if any.
+    ///
+    /// A damaged state could still decode, to votes this validator never cast, and let it sign
+    /// twice; so it is checked against its checksum. (A state saved before checksums existed
+    /// has none and is taken as it is.)
     pub fn load_safety_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get_raw(schema::SAFETY, schema::SAFETY_STATE)
+        let Some(state) = self.get_raw(schema::SAFETY, schema::SAFETY_STATE)? else {
+            return Ok(None);
+        };
+        if let Some(checksum) = self.get_raw(schema::SAFETY, schema::SAFETY_CHECKSUM)?
+            && checksum != Digest::of(&state).0
+        {
+            return Err(StoreError::Corrupt {
+                column: schema::SAFETY,
+                key: "state".to_string(),
+                reason: "the consensus safety state does not match its checksum".to_string(),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// The validator set that certifies `header`, from the cache when its digest matches.
+    fn certifying_set(&self, header: &BlockHeader) -> Result<ValidatorSet, StoreError> {
+        let cached = self.certifying_set.lock().ok().and_then(|cached| cached.clone());
+        if let Some(set) = cached
+            && set.digest() == header.validator_set_digest
+        {
+            return Ok(set);
+        }
+        let set = self.validator_set_for(header.height)?;
+        if set.digest() != header.validator_set_digest {
+            return Err(StoreError::CorruptBlock {
+                column: schema::HEADERS,
+                height: header.height,
+                reason: "the header names another validator set than the state holds".to_string(),
+            });
+        }
+        if let Ok(mut cached) = self.certifying_set.lock() {
+            *cached = Some(set.clone());
+        }
+        Ok(set)
+    }
+
+    /// The header and certificate at a visible height `h >= 1`, checked against each other: the
+    /// certificate names the header's hash, height and chain, and its signatures verify against
+    /// the validator set the header names, so neither a damaged header nor a damaged certificate
+    /// passes. One batch check of 2f+1 signatures.
+    fn certified_header(&self, height: Height) -> Result<Option<(BlockHeader, CommitCertificate)>, StoreError> {
+        let Some(header) = self.get_at::<BlockHeader>(schema::HEADERS, height)? else {
+            return Ok(None);
+        };
+        let certificate: CommitCertificate = self
+            .get_at(schema::CERTIFICATES, height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no certificate")))?;
+        let corrupt = |column, reason: String| StoreError::CorruptBlock { column, height, reason };
+        let hash = header.hash();
+        if certificate.digest != hash || certificate.height != height || certificate.chain_id != header.chain_id {
+            return Err(corrupt(
+                schema::HEADERS,
+                format!(
+                    "the certificate is for another block than the header {hash} (a damaged header or certificate)"
+                ),
+            ));
+        }
+        let set = self.certifying_set(&header)?;
+        certificate
+            .verify(&header.chain_id, &set, height, &hash)
+            .map_err(|error| corrupt(schema::CERTIFICATES, format!("certificate: {error}")))?;
+        Ok(Some((header, certificate)))
+    }
+
+    /// The commit certificate of the block at `height`, checked as [`BlockReader::block`] checks
+    /// it but without reading the body: for a caller that needs only the certificate.
+    pub fn certificate(&self, height: Height) -> Result<Option<CommitCertificate>, StoreError> {
+        if height == 0 || !self.visible(height)? {
+            return Ok(None);
+        }
+        Ok(self.certified_header(height)?.map(|(_, certificate)| certificate))
+    }
+
+    /// The receipts at a visible height `h >= 1`, checked against the header's receipts root
+    /// (one hash per receipt) the first time they are read.
+    fn verified_receipts(&self, height: Height) -> Result<Option<Arc<Vec<Receipt>>>, StoreError> {
+        let cached = self
+            .verified_receipts
+            .lock()
+            .ok()
+            .and_then(|cache| cache.iter().find(|(at, _)| *at == height).map(|(_, receipts)| Arc::clone(receipts)));
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let Some(receipts) = self.get_at::<Vec<Receipt>>(schema::RECEIPTS, height)? else {
+            return Ok(None);
+        };
+        let header = self
+            .checked_header(height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no header")))?;
+        let hashes: Vec<Digest> = receipts.iter().map(Receipt::hash).collect();
+        if crate::merkle::root(&hashes) != header.receipts_root {
+            return Err(StoreError::CorruptBlock {
+                column: schema::RECEIPTS,
+                height,
+                reason: "the receipts do not match the header's receipts_root".to_string(),
+            });
+        }
+        let receipts = Arc::new(receipts);
+        if let Ok(mut cache) = self.verified_receipts.lock() {
+            if cache.len() >= VERIFIED_RECEIPTS_KEPT {
+                cache.pop_front();
+            }
+            cache.push_back((height, Arc::clone(&receipts)));
+        }
+        Ok(Some(receipts))
+    }
+
+    /// The header at a visible height, decoded and checked against the hash index.
+    fn checked_header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
+        let Some(header) = self.get_at::<BlockHeader>(schema::HEADERS, height)? else {
+            return Ok(None);
+        };
+        // Each committed header's hash is indexed at its height in the same batch, so a header
+        // whose hash is not indexed there (or a damaged index entry) is corrupt.
+        let corrupt = |reason: String| StoreError::CorruptBlock { column: schema::HEADERS, height, reason };
+        if header.height != height {
+            return Err(corrupt(format!("the header says height {}", header.height)));
+        }
+        let hash = header.hash();
+        match self.get_raw(schema::BLOCK_HASHES, &hash.0)? {
+            Some(indexed) if indexed == schema::height_key(height) => Ok(Some(header)),
+            _ => Err(corrupt(format!(
+                "its hash {hash} is not indexed at this height (a damaged header or {} entry)",
+                schema::BLOCK_HASHES
+            ))),
+        }
+    }
+
+    /// Saves one piece of evidence of misbehaviour under `key` ([`schema::evidence_key`]) unless
+    /// one is stored there already, keeping at most `keep` pieces: past that, the lowest keys
+    /// (the oldest heights) are deleted in the same write. Returns whether `evidence` is now
+    /// stored (false for a duplicate, or for one older than every kept piece).
+    pub fn save_evidence(&self, key: &[u8], evidence: &[u8], keep: usize) -> Result<bool, StoreError> {
+        let column = self.cf(schema::EVIDENCE)?;
+        if self.db.get_cf(column, key)?.is_some() {
+            return Ok(false);
+        }
+        // Evidence is rare and bounded, so counting it on each save is cheap.
+        let mut keys = Vec::new();
+        for entry in self.db.iterator_cf(column, IteratorMode::Start) {
+            keys.push(entry?.0);
+        }
+        let excess = (keys.len() + 1).saturating_sub(keep);
+        if excess > 0 && keys.get(excess - 1).is_none_or(|last_dropped| **last_dropped > *key) {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        for old in keys.iter().take(excess) {
+            batch.delete_cf(column, old);
+        }
+        batch.put_cf(column, key, evidence);
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(self.options.sync_writes);
+        self.db.write_opt(batch, &write_options)?;
+        Ok(true)
+    }
+
+    /// Every stored piece of evidence, oldest height first.
+    pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        // A database opened read-only from before evidence was kept has no such column.
+        let Some(column) = self.db.cf_handle(schema::EVIDENCE) else { return Ok(Vec::new()) };
+        let mut pieces = Vec::new();
+        for entry in self.db.iterator_cf(column, IteratorMode::Start) {
+            pieces.push(entry?.1.into_vec());
+        }
+        Ok(pieces)
     }
 
     /// Whether the header at `height` exists and is at or below the head; reads above the head
@@ -208,28 +457,40 @@ impl BlockReader for RocksStore {
         if !self.visible(height)? {
             return Ok(None);
         }
-        self.get_decoded(schema::HEADERS, &schema::height_key(height))
+        self.checked_header(height)
     }
 
+    /// Checks the block against itself before returning it: the certificate against the header
+    /// (see `certified_header`), and the body against the header's transaction root. Cost: one
+    /// hash per transaction and a batch check of 2f+1 signatures.
     fn block(&self, height: Height) -> Result<Option<CertifiedBlock>, StoreError> {
         if height == 0 || !self.visible(height)? {
             return Ok(None);
         }
-        let key = schema::height_key(height);
-        let missing = |what: &str| StoreError::Inconsistent(format!("block {height} has no {what}"));
-        let header: BlockHeader = self.get_decoded(schema::HEADERS, &key)?.ok_or_else(|| missing("header"))?;
-        let transactions: Vec<SignedTransaction> =
-            self.get_decoded(schema::BODIES, &key)?.ok_or_else(|| missing("body"))?;
-        let certificate: CommitCertificate =
-            self.get_decoded(schema::CERTIFICATES, &key)?.ok_or_else(|| missing("certificate"))?;
-        Ok(Some(CertifiedBlock { block: Block { header, transactions }, certificate }))
+        let (header, certificate) = self
+            .certified_header(height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no header")))?;
+        let transactions: Vec<SignedTransaction> = self
+            .get_at(schema::BODIES, height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no body")))?;
+        let block = Block { header, transactions };
+        if block.compute_tx_root() != block.header.tx_root {
+            return Err(StoreError::CorruptBlock {
+                column: schema::BODIES,
+                height,
+                reason: "the body does not match the header's tx_root".to_string(),
+            });
+        }
+        Ok(Some(CertifiedBlock { block, certificate }))
     }
 
+    /// Checks the receipts against the header's receipts root (one hash per receipt, once per
+    /// height while it is among the last few read).
     fn receipts(&self, height: Height) -> Result<Option<Vec<Receipt>>, StoreError> {
         if height == 0 || !self.visible(height)? {
             return Ok(None);
         }
-        self.get_decoded(schema::RECEIPTS, &schema::height_key(height))
+        Ok(self.verified_receipts(height)?.map(|receipts| receipts.as_ref().clone()))
     }
 
     fn height_of(&self, hash: &Digest) -> Result<Option<Height>, StoreError> {
@@ -242,14 +503,38 @@ impl BlockReader for RocksStore {
             reason: format!("{} bytes, expected 8", bytes.len()),
         })?;
         let height = Height::from_be_bytes(bytes);
-        Ok(self.visible(height)?.then_some(height))
+        if !self.visible(height)? {
+            return Ok(None);
+        }
+        // The header there must have this hash: one header read and hash.
+        match self.checked_header(height)? {
+            Some(header) if header.hash() == *hash => Ok(Some(height)),
+            _ => Err(StoreError::Corrupt {
+                column: schema::BLOCK_HASHES,
+                key: hash.to_string(),
+                reason: format!("indexed at height {height}, whose header has another hash"),
+            }),
+        }
     }
 
+    /// Checks that the block's (checked) receipt at the location names this transaction.
     fn tx_location(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, StoreError> {
         let location: Option<TxLocation> = self.get_decoded(schema::TX_INDEX, &tx_hash.0)?;
-        match location {
-            Some(location) if self.visible(location.height)? => Ok(Some(location)),
-            _ => Ok(None),
+        let Some(location) = location else { return Ok(None) };
+        if location.height == 0 || !self.visible(location.height)? {
+            return Ok(None);
+        }
+        let receipts = self.verified_receipts(location.height)?;
+        match receipts.as_ref().and_then(|receipts| receipts.get(location.index as usize)) {
+            Some(receipt) if receipt.tx_hash == *tx_hash => Ok(Some(location)),
+            _ => Err(StoreError::Corrupt {
+                column: schema::TX_INDEX,
+                key: tx_hash.to_string(),
+                reason: format!(
+                    "indexed at height {} position {}, where the block's receipts name another transaction",
+                    location.height, location.index
+                ),
+            }),
         }
     }
 }
@@ -274,7 +559,10 @@ impl BlockWriter for RocksStore {
         self.put_state_writes(&mut batch, &execution.writes, &execution.tree_update)?;
         // The head moves in the same batch: a crash leaves either all of this block or none.
         batch.put_cf(self.cf(schema::META)?, schema::META_HEAD, key);
-        self.write(batch)
+        crash_point(failpoint::COMMIT_BEFORE_WRITE);
+        self.write(batch)?;
+        crash_point(failpoint::COMMIT_AFTER_WRITE);
+        Ok(())
     }
 }
 

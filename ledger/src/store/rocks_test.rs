@@ -32,7 +32,7 @@ fn a_corrupted_value_is_an_error_not_data() {
     let headers = store.cf(schema::HEADERS).expect("cf");
     store.db.put_cf(headers, schema::height_key(0), b"\x01garbage").expect("write");
     let error = store.head().expect_err("corrupt header");
-    assert!(matches!(error, StoreError::Corrupt { column: "headers", .. }), "{error}");
+    assert!(matches!(error, StoreError::CorruptBlock { column: "headers", height: 0, .. }), "{error}");
 
     let state = store.cf(schema::STATE).expect("cf");
     store.db.put_cf(state, keys::PARAMS, b"\xff").expect("write");
@@ -93,7 +93,7 @@ mod audit_tamper {
         SigningKey::from_seed([50; 32])
     }
 
-    fn funded() -> Genesis {
+    pub(super) fn funded() -> Genesis {
         let mut funded = genesis();
         funded.accounts.push(GenesisAccount {
             address: Address::of(&faucet().public_key()),
@@ -104,7 +104,7 @@ mod audit_tamper {
     }
 
     /// A three-block chain with two transfers per block.
-    fn chain(dir: &tempfile::TempDir) -> RocksStore {
+    pub(super) fn chain(dir: &tempfile::TempDir) -> RocksStore {
         let store = RocksStore::open(dir.path(), &funded(), StoreOptions::default()).expect("open");
         let validators: Vec<SigningKey> = (0..4u8).map(|i| SigningKey::from_seed([i + 1; 32])).collect();
         for height in 1..=3u64 {
@@ -202,10 +202,159 @@ mod audit_tamper {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = chain(&dir);
             tamper(&store);
+            // Damaged on a stopped node: a fresh handle, with nothing read before the damage
+            // kept in memory.
+            drop(store);
+            let options = StoreOptions { sync_writes: false, read_only: true };
+            let store = RocksStore::open(dir.path(), &funded(), options).expect("reopen, as an audit does");
             let failure = audit(&store).expect_err(what);
             let expected_height = if what == "a state value" { 3 } else { 2 };
             assert_eq!(failure.height, expected_height, "{what}: {failure}");
             assert!(failure.reason.contains(reason), "{what}: {failure}");
         }
+    }
+}
+
+/// Reads check what they return: a value damaged on disk (its last byte flipped, as bit rot or a
+/// bad edit would) is an error naming the column, never data.
+mod read_checks {
+    use super::*;
+    use crate::store::{FAILPOINTS, StateHistory};
+
+    /// Flips the last byte of a stored value.
+    fn flip(store: &RocksStore, column: &'static str, key: &[u8]) {
+        let family = store.cf(column).expect("cf");
+        let mut value = store.db.get_cf(family, key).expect("read").expect("value present");
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        store.db.put_cf(family, key, value).expect("write");
+    }
+
+    fn recipient_key() -> Vec<u8> {
+        keys::account(&Address([9; 20]))
+    }
+
+    /// Every read of the damaged item, as `Err` text, or a panic naming the read that served data.
+    fn assert_all_fail(what: &str, results: Vec<(&str, Result<bool, StoreError>)>) -> Vec<String> {
+        results
+            .into_iter()
+            .map(|(read, result)| match result {
+                Err(error) => error.to_string(),
+                Ok(found) => panic!("{what}: {read} served data (found: {found}) instead of an error"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_damaged_value_below_the_head_is_an_error_on_every_read() {
+        type Key = fn(&RocksStore) -> Vec<u8>;
+        let cases: [(&'static str, Key); 7] = [
+            (schema::HEADERS, |_| schema::height_key(2).to_vec()),
+            (schema::BODIES, |_| schema::height_key(2).to_vec()),
+            (schema::CERTIFICATES, |_| schema::height_key(2).to_vec()),
+            (schema::RECEIPTS, |_| schema::height_key(2).to_vec()),
+            (schema::BLOCK_HASHES, |store| store.header(2).expect("read").expect("header").hash().0.to_vec()),
+            (schema::TX_INDEX, |store| {
+                store.block(2).expect("read").expect("block").block.transactions[1].hash().0.to_vec()
+            }),
+            (schema::TREE_VALUES, |_| schema::tree_value_key(crate::state::key_hash(&recipient_key()), 2).to_vec()),
+        ];
+        for (column, key) in cases {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = audit_tamper::chain(&dir);
+            let block_hash = store.header(2).expect("read").expect("header").hash();
+            let tx_hash = store.block(2).expect("read").expect("block").block.transactions[1].hash();
+            let key = key(&store);
+            flip(&store, column, &key);
+            let reads: Vec<(&str, Result<bool, StoreError>)> = match column {
+                schema::HEADERS => vec![
+                    ("header", store.header(2).map(|found| found.is_some())),
+                    ("block", store.block(2).map(|found| found.is_some())),
+                    ("receipts", store.receipts(2).map(|found| found.is_some())),
+                    ("state at", store.state_at(&recipient_key(), 2).map(|found| found.is_some())),
+                ],
+                // A transaction's location is proven by the block's receipts, not its body.
+                schema::BODIES => vec![("block", store.block(2).map(|found| found.is_some()))],
+                schema::CERTIFICATES => vec![("block", store.block(2).map(|found| found.is_some()))],
+                schema::RECEIPTS => vec![("receipts", store.receipts(2).map(|found| found.is_some()))],
+                schema::BLOCK_HASHES => vec![
+                    ("height of", store.height_of(&block_hash).map(|found| found.is_some())),
+                    ("header", store.header(2).map(|found| found.is_some())),
+                ],
+                schema::TX_INDEX => vec![("tx location", store.tx_location(&tx_hash).map(|found| found.is_some()))],
+                _ => vec![
+                    ("state at", store.state_at(&recipient_key(), 2).map(|found| found.is_some())),
+                    ("state proof", store.state_proof(&recipient_key(), 2).map(|proof| proof.value.is_some())),
+                ],
+            };
+            for message in assert_all_fail(column, reads) {
+                assert!(message.contains(column), "{column}: {message}");
+            }
+            // The rest of the chain still reads.
+            assert!(store.block(1).expect("block 1 reads").is_some(), "{column}");
+            assert_eq!(store.header(3).expect("header 3 reads").map(|header| header.height), Some(3), "{column}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_head_refuses_to_open_naming_the_column_and_height() {
+        // borsh of `NodeKey { version: 3, nibble_path: empty }`: the root of height 3.
+        let root_key = [&3u64.to_le_bytes()[..], &0u64.to_le_bytes(), &0u32.to_le_bytes()].concat();
+        borsh::from_slice::<jmt::storage::NodeKey>(&root_key).expect("a node key");
+        let cases: [(&'static str, Vec<u8>, &str); 5] = [
+            (schema::HEADERS, schema::height_key(3).to_vec(), "block 3"),
+            (schema::BODIES, schema::height_key(3).to_vec(), "block 3"),
+            (schema::CERTIFICATES, schema::height_key(3).to_vec(), "block 3"),
+            (schema::RECEIPTS, schema::height_key(3).to_vec(), "block 3"),
+            (schema::TREE_NODES, root_key, "height 3"),
+        ];
+        for (column, key, at) in cases {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = audit_tamper::chain(&dir);
+            if column == schema::TREE_NODES {
+                // A flipped byte of a node may fall on metadata no hash covers (its leaf count, a
+                // child's version); the root of height 2 in place of height 3's is damage the
+                // root hash must show.
+                let family = store.cf(column).expect("cf");
+                let mut older = key.clone();
+                older[..8].copy_from_slice(&2u64.to_le_bytes());
+                let stale = store.db.get_cf(family, &older).expect("read").expect("root of 2");
+                store.db.put_cf(family, &key, stale).expect("write");
+            } else {
+                flip(&store, column, &key);
+            }
+            drop(store);
+            let error = RocksStore::open(dir.path(), &audit_tamper::funded(), StoreOptions::default())
+                .err()
+                .unwrap_or_else(|| panic!("a damaged head {column} opened"));
+            let message = error.to_string();
+            assert!(message.contains(column) && message.contains(at), "{column}: {message}");
+            // An audit still opens it (read-only) to report where the damage is.
+            let options = StoreOptions { sync_writes: false, read_only: true };
+            RocksStore::open(dir.path(), &audit_tamper::funded(), options).expect("opens for an audit");
+        }
+    }
+
+    #[test]
+    fn a_damaged_safety_state_is_an_error_and_a_legacy_one_loads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(&dir);
+        store.save_safety_state(b"height 7 view 2 votes").expect("save");
+        assert_eq!(store.load_safety_state().expect("load"), Some(b"height 7 view 2 votes".to_vec()));
+        flip(&store, schema::SAFETY, schema::SAFETY_STATE);
+        let error = store.load_safety_state().expect_err("damaged");
+        assert!(matches!(error, StoreError::Corrupt { column: "safety", .. }), "{error}");
+        // Written before checksums existed: no checksum key, taken as it is.
+        store.db.delete_cf(store.cf(schema::SAFETY).expect("cf"), schema::SAFETY_CHECKSUM).expect("delete");
+        assert!(store.load_safety_state().expect("legacy").is_some());
+    }
+
+    #[test]
+    fn failpoint_names_are_unique_and_namespaced() {
+        let mut names = FAILPOINTS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FAILPOINTS.len());
+        assert!(FAILPOINTS.iter().all(|name| name.starts_with("store::")), "{FAILPOINTS:?}");
     }
 }

@@ -26,10 +26,25 @@ pub const TREE_VALUES: &str = "tree_values";
 pub const SAFETY: &str = "safety";
 /// Fixed keys → chain id, genesis hash, head height, schema version.
 pub const META: &str = "meta";
+/// [`evidence_key`] → evidence of a validator's misbehaviour, encoded by the node (outside the
+/// chain: each node keeps what it saw; added without a schema change, created when missing).
+pub const EVIDENCE: &str = "evidence";
 
 /// Every column family, in the order they are opened.
-pub const ALL: [&str; 11] =
-    [HEADERS, BODIES, CERTIFICATES, RECEIPTS, BLOCK_HASHES, TX_INDEX, STATE, TREE_NODES, TREE_VALUES, SAFETY, META];
+pub const ALL: [&str; 12] = [
+    HEADERS,
+    BODIES,
+    CERTIFICATES,
+    RECEIPTS,
+    BLOCK_HASHES,
+    TX_INDEX,
+    STATE,
+    TREE_NODES,
+    TREE_VALUES,
+    SAFETY,
+    META,
+    EVIDENCE,
+];
 
 /// Meta key: the chain id (UTF-8).
 pub const META_CHAIN_ID: &[u8] = b"chain_id";
@@ -44,10 +59,23 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Safety key: the consensus core's latest safety state.
 pub const SAFETY_STATE: &[u8] = b"state";
+/// Safety key: sha3-256 of the saved safety state, written in the same batch.
+pub const SAFETY_CHECKSUM: &[u8] = b"state_sha3";
 
 /// The key of a height.
 pub fn height_key(height: Height) -> [u8; 8] {
     height.to_be_bytes()
+}
+
+/// The key of one piece of evidence: height, view, vote kind and validator index, big-endian,
+/// so key order is height order and the oldest evidence is the first to go.
+pub fn evidence_key(height: Height, view: u64, kind: u8, validator: u32) -> [u8; 21] {
+    let mut key = [0u8; 21];
+    key[..8].copy_from_slice(&height.to_be_bytes());
+    key[8..16].copy_from_slice(&view.to_be_bytes());
+    key[16] = kind;
+    key[17..].copy_from_slice(&validator.to_be_bytes());
+    key
 }
 
 /// The key of one version of one tree value.

@@ -18,6 +18,10 @@ pub struct StartArgs {
 
 /// Runs the node; returns after a clean shutdown, or with the fatal error that stopped it.
 pub fn run(arguments: StartArgs) -> anyhow::Result<()> {
+    // Test builds only: arms the store's crash points named in FAILPOINTS (see
+    // `ledger::store::FAILPOINTS`); a release build has none.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let config_path = arguments.home.join(node::node::CONFIG_FILE);
     let config = Config::load(&config_path, std::env::vars())?;
     logging::init(&config.log)?;

@@ -12,6 +12,38 @@ pub enum TestnetCommand {
     Up(UpArgs),
     /// Write keys, genesis and one config.toml per validator (ports from --base-port).
     Generate(GenerateCommand),
+    /// Run the multi-process fault suite: kill -9, SIGSTOP, partitions, a late joiner, or a
+    /// random soak; then check agreement, every acknowledged transfer, and audit every node.
+    Faults(FaultsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FaultsArgs {
+    /// Scenarios to run, in order: kill-restart, kill-leader, pause, cut-one, split,
+    /// late-joiner, soak, or `all` (every one but soak). Repeat the flag for several.
+    #[arg(long = "scenario", default_value = "all")]
+    scenarios: Vec<String>,
+    /// Run random faults from the seed for this long (adds the soak scenario).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    soak: Option<std::time::Duration>,
+    /// Seed of every random choice; printed, so a run can be repeated. Default: the clock.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Blocks the late joiner syncs.
+    #[arg(long, default_value_t = 10_000)]
+    late_blocks: u64,
+    /// Folder for the scenario networks (each scenario's folder is replaced).
+    #[arg(long, default_value = "faults")]
+    dir: PathBuf,
+    /// First port (scenario k uses base + 12k ..).
+    #[arg(long, default_value_t = 27600)]
+    base_port: u16,
+    /// Run every node on 127.0.0.1 even as root (partition scenarios are skipped).
+    #[arg(long)]
+    loopback: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -154,7 +186,90 @@ pub fn run(command: TestnetCommand) -> anyhow::Result<()> {
     match command {
         TestnetCommand::Up(arguments) => up(arguments),
         TestnetCommand::Generate(command) => generate(command),
+        TestnetCommand::Faults(arguments) => faults(arguments),
     }
+}
+
+fn faults(arguments: FaultsArgs) -> anyhow::Result<()> {
+    use testnet::faults::{FaultSpec, Scenario};
+    let mut scenarios = Vec::new();
+    for name in &arguments.scenarios {
+        if name == "all" {
+            scenarios.extend(Scenario::BOUNDED);
+        } else {
+            let scenario = Scenario::parse(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--scenario {name:?}: expected one of kill-restart, kill-leader, pause, cut-one, split, late-joiner, soak, all"
+                )
+            })?;
+            scenarios.push(scenario);
+        }
+    }
+    if arguments.soak.is_some() {
+        // `--soak` alone runs only the soak; with named scenarios, after them.
+        if arguments.scenarios.iter().all(|name| name == "all") {
+            scenarios.clear();
+        }
+        if !scenarios.contains(&Scenario::Soak) {
+            scenarios.push(Scenario::Soak);
+        }
+    }
+    let seed = arguments.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let spec = FaultSpec {
+        stele: std::env::current_exe()?,
+        dir: arguments.dir.clone(),
+        base_port: arguments.base_port,
+        seed,
+        scenarios,
+        soak: arguments.soak.unwrap_or(std::time::Duration::from_secs(300)),
+        late_blocks: arguments.late_blocks,
+        loopback: arguments.loopback,
+    };
+    let seed_line = format!("seed {seed} (repeat with --seed {seed})");
+    if arguments.json {
+        eprintln!("{seed_line}");
+    } else {
+        say(&seed_line);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let json = arguments.json;
+    let mut progress = |line: &str| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            say(line)
+        }
+    };
+    let report = runtime.block_on(async {
+        // Ctrl-C or SIGTERM drops the run, and with it every node process and namespace.
+        tokio::select! {
+            report = testnet::faults::run(&spec, &mut progress) => report.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C); every node was stopped")),
+            _ = terminate_signal() => Err(anyhow::anyhow!("interrupted (SIGTERM); every node was stopped")),
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    let violations = report.violations();
+    let ran = report.scenarios.iter().filter(|scenario| scenario.skipped.is_none()).count();
+    let faults: usize = report.scenarios.iter().map(|scenario| scenario.faults.len()).sum();
+    let checked: u64 = report.scenarios.iter().map(|scenario| scenario.checked.transactions_checked).sum();
+    if !json {
+        say(&format!(
+            "{ran} scenarios run, {faults} faults injected, {checked} acknowledged transfers checked on every node, {} violations (seed {seed})",
+            violations.len()
+        ));
+    }
+    if !violations.is_empty() {
+        anyhow::bail!("{} violations:\n{}", violations.len(), violations.join("\n"));
+    }
+    Ok(())
 }
 
 fn generate(command: GenerateCommand) -> anyhow::Result<()> {

@@ -3,12 +3,12 @@
 
 use std::borrow::Cow;
 
-use consensus::{Message, MessageError, ValidatorSet, Verified};
-use ledger::{BlockReader, StateHistory};
+use consensus::{Message, MessageError, Replica, ValidatorSet, Verified};
+use ledger::{Block, BlockReader, StateHistory};
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Driver, Error, Input, admission::CheckedGossip};
+use super::{Driver, Error, Input, admission::CheckedGossip, proposals::PROPOSALS_MAX};
 use crate::{
     mempool::{AdmitError, Prechecked},
     p2p::{
@@ -29,15 +29,20 @@ impl Driver {
     pub(super) fn on_network(&mut self, event: NetworkEvent) -> Result<(), Error> {
         match event {
             NetworkEvent::Gossip { topic: Topic::Consensus, id, source, data } => {
-                let acceptance = self.on_consensus_gossip(source, &data)?;
-                self.network.validated(id, source, acceptance);
+                self.delivered_by = Some(source);
+                let acceptance = self.on_consensus_gossip(source, &data);
+                self.delivered_by = None;
+                self.network.validated(id, source, acceptance?);
             }
             // Checked first, off this loop: they arrive through `on_tx_gossip`.
             NetworkEvent::Gossip { topic: Topic::Transactions, id, source, .. } => {
                 self.network.validated(id, source, MessageAcceptance::Ignore);
             }
             NetworkEvent::Direct { peer, message } => {
-                if let Err(Refusal::Invalid(reason)) = self.on_consensus_message(*message)? {
+                self.delivered_by = Some(peer);
+                let verdict = self.on_consensus_message(*message);
+                self.delivered_by = None;
+                if let Err(Refusal::Invalid(reason)) = verdict? {
                     warn!(%peer, %reason, "invalid direct message");
                 }
             }
@@ -51,7 +56,7 @@ impl Driver {
                 };
                 self.network.respond(channel, Response::Proposal(block));
             }
-            NetworkEvent::Proposal { block: Some(block), .. } => self.on_block_body(*block)?,
+            NetworkEvent::Proposal { block: Some(block), .. } => self.on_fetched_body(*block)?,
             NetworkEvent::Proposal { block: None, .. } => {}
             NetworkEvent::PeerHead { peer, head } => self.on_peer_head(peer, head),
             NetworkEvent::Blocks { peer, blocks } => self.on_blocks(peer, blocks)?,
@@ -80,16 +85,22 @@ impl Driver {
         let (message, block) = match gossip {
             ConsensusGossip::Message(message) => (message, None),
             ConsensusGossip::Proposal { message, block } => {
-                let digest = match &message {
-                    Message::PrePrepare(vote) => vote.vote.digest,
-                    Message::NewView { proposal, .. } => proposal.vote.digest,
+                let proposal = match &message {
+                    Message::PrePrepare(vote) => vote,
+                    Message::NewView { proposal, .. } => proposal,
                     _ => return Ok(MessageAcceptance::Reject),
                 };
-                if digest != block.hash() {
+                if proposal.vote.digest != block.hash() {
                     warn!(peer = %source, "a proposal's block does not match its digest");
                     return Ok(MessageAcceptance::Reject);
                 }
-                (message, Some(block))
+                // Only the leader of the proposal's view may bring a block along: any validator
+                // can sign PRE-PREPAREs, and a Byzantine one would otherwise fill the table of
+                // proposals with blocks for views it does not lead.
+                let (height, view) = (proposal.vote.height, proposal.vote.view);
+                let leads = height == self.head.height + 1
+                    && Replica::leader(&self.validators, height, view) == proposal.validator;
+                (message, leads.then_some(block))
             }
         };
         let verified = match self.verify(message) {
@@ -116,6 +127,34 @@ impl Driver {
             }
             Err(refusal) => Ok(Err(refusal)),
         }
+    }
+
+    /// A block body fetched by hash. Anyone may answer a fetch, so it is kept only if something
+    /// waits for it; then it is always kept, making room if unsolicited bodies filled the table
+    /// (else a Byzantine leader's extra proposals could keep out the block a height needs).
+    fn on_fetched_body(&mut self, block: Block) -> Result<(), Error> {
+        let digest = block.hash();
+        let awaited = self.awaiting_validation.contains_key(&digest)
+            || self.awaiting_block.as_ref().is_some_and(|certificate| certificate.digest == digest);
+        if !awaited || block.header.height != self.head.height + 1 {
+            return Ok(());
+        }
+        if self.proposals.len() >= PROPOSALS_MAX && !self.proposals.contains_key(&digest) {
+            // Refused bodies go first, then those never checked, then valid ones (fetched
+            // again if the height decides on one).
+            let rank = |verdict: Option<bool>| match verdict {
+                Some(false) => 0,
+                None => 1,
+                Some(true) => 2,
+            };
+            let victim =
+                self.proposals.iter().min_by_key(|(_, proposal)| rank(proposal.verdict)).map(|(digest, _)| *digest);
+            if let Some(victim) = victim {
+                debug!(%victim, "proposals full: dropping one for a block that is waited for");
+                self.proposals.remove(&victim);
+            }
+        }
+        self.on_block_body(block)
     }
 
     /// Checks a message's signatures against the set of its height (known up to `head + 1`).
@@ -146,6 +185,8 @@ impl Driver {
 
     /// Feeds a verified message; one for the next height wakes an idle node.
     fn feed_verified(&mut self, verified: Verified<Message>) -> Result<(), Error> {
+        #[cfg(feature = "byzantine")]
+        self.byzantine_received(verified.message());
         if verified.message().height() == self.head.height + 1 {
             self.start_height()?;
         }

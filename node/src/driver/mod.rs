@@ -7,6 +7,9 @@
 //! one atomic write before subscribers hear of it and before the next height starts.
 
 mod admission;
+#[cfg(feature = "byzantine")]
+mod byzantine;
+pub mod evidence;
 mod gossip;
 mod proposals;
 mod sync;
@@ -56,6 +59,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The Byzantine test behaviours are misconfigured.
+    #[cfg(feature = "byzantine")]
+    #[error("{0}")]
+    Byzantine(String),
 }
 
 /// How the driver runs.
@@ -202,6 +209,11 @@ pub struct Driver {
     connected: usize,
     /// Before the first height starts (waiting for peers).
     booting: bool,
+    /// The peer that delivered the message being fed, named in evidence it reveals.
+    delivered_by: Option<PeerId>,
+    /// How this validator misbehaves (test builds only; `None` behaves).
+    #[cfg(feature = "byzantine")]
+    byzantine: Option<byzantine::Byzantine>,
 }
 
 impl Driver {
@@ -252,6 +264,9 @@ impl Driver {
             tx_outbox: Vec::new(),
             connected: 0,
             booting: false,
+            delivered_by: None,
+            #[cfg(feature = "byzantine")]
+            byzantine: byzantine::Byzantine::from_env()?,
         };
         Ok((driver, DriverHandle { requests: request_sender, submissions, commits }))
     }
@@ -261,6 +276,8 @@ impl Driver {
     pub async fn run(mut self, events: crate::p2p::Events, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         // Transactions are checked off this loop; these tasks end when their inputs close.
         let crate::p2p::Events { consensus: mut consensus_events, transactions } = events;
+        #[cfg(feature = "byzantine")]
+        byzantine::announce(self.byzantine.as_ref());
         let (checked_sender, mut checked_gossip) = mpsc::channel(64);
         let checker = admission::Checker {
             store: self.store.clone(),
@@ -361,14 +378,35 @@ impl Driver {
                 }
             },
             Output::Decide(certificate) => self.on_decide(certificate)?,
-            Output::Evidence(evidence) => {
-                warn!(
-                    validator = evidence.first.validator,
-                    height = evidence.first.vote.height,
-                    view = evidence.first.vote.view,
-                    "validator signed conflicting votes"
-                );
-            }
+            Output::Evidence(evidence) => self.on_evidence(evidence)?,
+        }
+        Ok(())
+    }
+
+    /// Records conflicting votes of one validator, once per (height, view, kind, validator):
+    /// the core reports every further copy of the conflict, which is neither new nor logged.
+    fn on_evidence(&mut self, evidence: consensus::Evidence) -> Result<(), Error> {
+        let consensus::Evidence { first, second } = evidence;
+        // The core only compares votes of the height it works on, whose set the driver holds.
+        let Some(public_key) = self.validators.get(first.validator).copied() else { return Ok(()) };
+        let record = rpc::EvidenceRecord {
+            public_key,
+            first,
+            second,
+            seen_at_ms: now_ms(),
+            peer: self.delivered_by.map(|peer| peer.to_string()),
+        };
+        if evidence::save(&self.store, &record)? {
+            self.metrics.evidence.inc();
+            warn!(
+                validator = first.validator,
+                %public_key,
+                height = first.vote.height,
+                view = first.vote.view,
+                kind = ?first.vote.kind,
+                peer = ?record.peer,
+                "validator signed conflicting votes; evidence recorded"
+            );
         }
         Ok(())
     }
@@ -394,6 +432,12 @@ impl Driver {
             None => crate::p2p::protocol::ConsensusGossip::Message(message),
         };
         self.network.publish(Topic::Consensus, gossip.encode());
+        #[cfg(feature = "byzantine")]
+        {
+            let (crate::p2p::protocol::ConsensusGossip::Message(message)
+            | crate::p2p::protocol::ConsensusGossip::Proposal { message, .. }) = &gossip;
+            self.byzantine_broadcast(message);
+        }
     }
 
     /// The decision for a height: commit its block (fetching it first if this node never saw
@@ -478,15 +522,12 @@ impl Driver {
             return Ok(());
         }
         let height = self.head.height + 1;
-        let previous = if self.head.height == 0 { None } else { self.store.block(self.head.height)? };
+        // The certificate alone: reading the whole block would re-check its body every height.
+        let previous = if self.head.height == 0 { None } else { self.store.certificate(self.head.height)? };
         self.started = true;
         self.started_at = Instant::now();
         debug!(height, "starting height");
-        self.feed(Input::StartHeight {
-            height,
-            validators: self.validators.clone(),
-            previous: previous.map(|block| block.certificate),
-        })?;
+        self.feed(Input::StartHeight { height, validators: self.validators.clone(), previous })?;
         // A decision may have arrived with the inputs (a peer's certificate): commit follows.
         Ok(())
     }

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 use super::{Driver, Error, Input, now_ms};
 
 /// Most proposals kept for the height being decided (a Byzantine leader cannot fill memory).
-const PROPOSALS_MAX: usize = 16;
+pub(super) const PROPOSALS_MAX: usize = 16;
 /// How far ahead of this node's clock a proposal's timestamp may be.
 const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
 

@@ -177,6 +177,7 @@ enum Command {
 pub struct NetworkHandle {
     commands: mpsc::UnboundedSender<Command>,
     local_peer_id: PeerId,
+    max_message_bytes: usize,
 }
 
 impl NetworkHandle {
@@ -229,6 +230,11 @@ impl NetworkHandle {
     /// Replaces the admitted peers; connections to peers no longer admitted are closed.
     pub fn set_admitted(&self, peers: HashSet<PeerId>) {
         self.send(Command::SetAdmitted(peers));
+    }
+
+    /// The largest message this node sends or accepts, in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// The connected peers.
@@ -323,7 +329,7 @@ pub async fn start(
     };
     tokio::spawn(task.run(command_receiver));
     Ok((
-        NetworkHandle { commands, local_peer_id },
+        NetworkHandle { commands, local_peer_id, max_message_bytes: limits.max_message_bytes },
         Events { consensus: consensus_events, transactions: transaction_events },
     ))
 }

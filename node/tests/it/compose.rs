@@ -69,6 +69,7 @@ fn peer_ids(dir: &Path) -> Vec<String> {
 
 #[test]
 fn generate_compose_writes_a_network_of_containers_that_commits() {
+    let _network = super::one_network_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(12);
     let folder = dir.path().to_str().expect("utf-8");

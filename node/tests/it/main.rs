@@ -1,12 +1,25 @@
 //! End-to-end tests of the `stele` binary.
 
+mod byzantine;
 mod compose;
+mod corruption;
+mod crash_points;
+mod faults;
+mod flood;
 mod processes;
 
 use std::process::Command;
 
 fn stele() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stele"))
+}
+
+/// Tests that run a multi-node network take this first: two cores cannot run several networks
+/// of debug `stele` processes at once without their view timeouts firing, which would test the
+/// machine instead of the node.
+fn one_network_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[test]

@@ -44,9 +44,11 @@ impl Drop for Processes {
 pub(super) fn free_port_range(count: u16) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 200) as u16 * 100;
+    // Below Linux's ephemeral range (32768..), where the clients' own sockets (and their
+    // TIME_WAIT) would make long free ranges rare.
+    let start = 20_000 + (std::process::id() % 60) as u16 * 100;
     for _ in 0..200 {
-        let offset = NEXT.fetch_add(count, Ordering::SeqCst) % 20_000;
+        let offset = NEXT.fetch_add(count, Ordering::SeqCst) % 6_000;
         let base = start + offset;
         if (base..base + count).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
             return base;
@@ -318,7 +320,7 @@ fn the_cli_submits_transactions_and_queries_a_running_node() {
 }
 
 /// Flips the last byte of one stored value in a copy of a node's store.
-fn tamper(home: &Path, column: &str, key: &[u8]) {
+pub(super) fn tamper(home: &Path, column: &str, key: &[u8]) {
     let data = home.join("data");
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &data, ledger::store::schema::ALL).expect("open copy");
     let family = db.cf_handle(column).expect("column family");
@@ -454,6 +456,7 @@ fn stop_up(mut up: Up) {
 
 #[test]
 fn testnet_up_runs_a_network_that_commits_audits_stops_and_resumes() {
+    let _network = super::one_network_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(12);
     let rpc = |index: u16| format!("http://127.0.0.1:{}", base + 3 * index + 1);

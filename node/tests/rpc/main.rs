@@ -84,6 +84,8 @@ fn every_method_and_error_code_against_a_real_node() {
         let validators = client.chain_get_validators(None).await.expect("chain_getValidators");
         assert_eq!((validators.validators.len(), validators.quorum), (1, 1));
         assert_eq!(code(client.chain_get_validators(Some(1_000_000)).await), error::NOT_FOUND);
+        // A lone honest validator has seen no conflicting votes.
+        assert!(client.chain_get_evidence().await.expect("chain_getEvidence").is_empty());
 
         // State now and in the past.
         let faucet = Address::of(&cluster.faucet.public_key());

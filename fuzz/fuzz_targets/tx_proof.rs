@@ -1,0 +1,7 @@
+//! libFuzzer entry point; the logic (shared with node/tests/fuzz_corpus.rs) is in
+//! targets/tx_proof.rs.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: stele_fuzz::seeds::write_if_asked(), |data: &[u8]| {
+    let _ = stele_fuzz::tx_proof::run(data);
+});

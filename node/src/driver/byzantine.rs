@@ -1,0 +1,327 @@
+//! A validator that misbehaves on purpose, for the Byzantine tests. Compiled only with the
+//! `byzantine` feature, which only test builds enable (node's self dev-dependency): a release
+//! build has none of this code.
+//!
+//! `STELE_BYZANTINE=equivocate,double-vote,garbage,oversized,bad-signature,replay` (or `all`)
+//! chooses the behaviours at start. They act where the driver's messages leave it, on top of the
+//! honest core, which keeps running (so the validator still takes part and its lies look like
+//! its honest messages):
+//! - `equivocate`: as leader, a second, different block (same transactions, another timestamp)
+//!   proposed for the same height and view;
+//! - `double-vote`: each PREPARE and COMMIT followed by a second one for another digest;
+//! - `garbage`: random bytes on both gossip topics;
+//! - `oversized`: gossip and a direct message just under this node's own size limit (run it
+//!   with a larger `network.max_message_bytes` than its peers so they must refuse them);
+//! - `bad-signature`: its votes with a flipped signature bit, and votes claiming another
+//!   validator's index signed by a key outside the set;
+//! - `replay`: messages of earlier heights (its own and those it received) sent again.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    time::{Duration, Instant},
+};
+
+use consensus::{Digest, Message, Signature, SignedViewChange, SignedVote, SigningKey, ViewChange, Vote, VoteKind};
+use tracing::{error, warn};
+
+use super::{Driver, Error, Proposal, now_ms};
+use crate::p2p::{Topic, protocol::ConsensusGossip};
+
+/// The variable that chooses the behaviours.
+pub const ENV: &str = "STELE_BYZANTINE";
+/// Messages kept for replay.
+const REPLAY_KEPT: usize = 512;
+/// Old messages sent again per message this node broadcasts.
+const REPLAY_PER_BROADCAST: usize = 2;
+/// Oversized messages are sent at most this often (each is megabytes).
+const OVERSIZED_INTERVAL: Duration = Duration::from_secs(2);
+/// Room left below the size limit for gossipsub's and the codec's framing.
+const OVERSIZED_SLACK: usize = 4096;
+
+/// One way to misbehave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Behaviour {
+    /// Two proposals for one height and view.
+    Equivocate,
+    /// Two PREPAREs or COMMITs for one height and view.
+    DoubleVote,
+    /// Random bytes as gossip.
+    Garbage,
+    /// Messages over the peers' size limit.
+    Oversized,
+    /// Wrong signatures, and signatures by a key outside the set.
+    BadSignature,
+    /// Messages of earlier heights again.
+    Replay,
+}
+
+impl Behaviour {
+    const ALL: [(&'static str, Behaviour); 6] = [
+        ("equivocate", Behaviour::Equivocate),
+        ("double-vote", Behaviour::DoubleVote),
+        ("garbage", Behaviour::Garbage),
+        ("oversized", Behaviour::Oversized),
+        ("bad-signature", Behaviour::BadSignature),
+        ("replay", Behaviour::Replay),
+    ];
+}
+
+/// The chosen behaviours and what they need to remember.
+pub(super) struct Byzantine {
+    behaviours: HashSet<Behaviour>,
+    /// Feeds the pseudo-random bytes (no RNG dependency for a test feature).
+    counter: u64,
+    seed: u64,
+    /// A key outside every validator set, for impersonation.
+    outsider: SigningKey,
+    /// Recent messages (sent and received), replayed once their height is past.
+    seen: VecDeque<Message>,
+    last_oversized: Option<Instant>,
+}
+
+impl Byzantine {
+    /// The behaviours named by [`ENV`] (`None` when it is unset or empty).
+    pub(super) fn from_env() -> Result<Option<Self>, Error> {
+        let Ok(names) = std::env::var(ENV) else { return Ok(None) };
+        let behaviours = parse(&names)?;
+        if behaviours.is_empty() {
+            return Ok(None);
+        }
+        let seed = now_ms();
+        let outsider = SigningKey::from_seed(Digest::of(&seed.to_le_bytes()).0);
+        Ok(Some(Byzantine { behaviours, counter: 0, seed, outsider, seen: VecDeque::new(), last_oversized: None }))
+    }
+
+    fn on(&self, behaviour: Behaviour) -> bool {
+        self.behaviours.contains(&behaviour)
+    }
+
+    /// `len` pseudo-random bytes.
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(len + 32);
+        while bytes.len() < len {
+            self.counter += 1;
+            bytes.extend_from_slice(&Digest::of_parts(&[&self.seed.to_le_bytes(), &self.counter.to_le_bytes()]).0);
+        }
+        bytes.truncate(len);
+        bytes
+    }
+
+    fn digest(&mut self) -> Digest {
+        Digest::of(&self.bytes(32))
+    }
+
+    fn remember(&mut self, message: &Message) {
+        if self.on(Behaviour::Replay) {
+            if self.seen.len() >= REPLAY_KEPT {
+                self.seen.pop_front();
+            }
+            self.seen.push_back(message.clone());
+        }
+    }
+}
+
+/// The behaviours a comma-separated list names (`all` for every one).
+fn parse(names: &str) -> Result<HashSet<Behaviour>, Error> {
+    let mut behaviours = HashSet::new();
+    for name in names.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        if name == "all" {
+            behaviours.extend(Behaviour::ALL.iter().map(|(_, behaviour)| *behaviour));
+            continue;
+        }
+        let behaviour = Behaviour::ALL.iter().find(|(known, _)| *known == name).map(|(_, behaviour)| *behaviour);
+        match behaviour {
+            Some(behaviour) => behaviours.insert(behaviour),
+            None => {
+                let known: Vec<&str> = Behaviour::ALL.iter().map(|(known, _)| *known).collect();
+                return Err(Error::Byzantine(format!(
+                    "{ENV}: unknown behaviour {name:?} (known: all, {})",
+                    known.join(", ")
+                )));
+            }
+        };
+    }
+    Ok(behaviours)
+}
+
+/// Logs at start what this build is, loudly: a node that misbehaves must never pass unnoticed.
+pub(super) fn announce(byzantine: Option<&Byzantine>) {
+    match byzantine {
+        Some(byzantine) => {
+            let mut names: Vec<&str> = Behaviour::ALL
+                .iter()
+                .filter(|(_, behaviour)| byzantine.on(*behaviour))
+                .map(|(name, _)| *name)
+                .collect();
+            names.sort_unstable();
+            error!(behaviours = %names.join(","), "BYZANTINE TEST BUILD: this validator misbehaves on purpose");
+        }
+        None => warn!("Byzantine test build (feature `byzantine`): {ENV} is unset, so this node behaves"),
+    }
+}
+
+impl Driver {
+    /// A message received and verified: kept for replay.
+    pub(super) fn byzantine_received(&mut self, message: &Message) {
+        if let Some(byzantine) = self.byzantine.as_mut() {
+            byzantine.remember(message);
+        }
+    }
+
+    /// Runs after the honest broadcast of `message`: adds the lies it calls for.
+    pub(super) fn byzantine_broadcast(&mut self, message: &Message) {
+        let Some(mut byzantine) = self.byzantine.take() else { return };
+        if byzantine.on(Behaviour::Equivocate) {
+            self.equivocate(message);
+        }
+        if byzantine.on(Behaviour::DoubleVote)
+            && let Message::Prepare(vote) | Message::Commit(vote) = message
+        {
+            let conflicting = Vote { digest: byzantine.digest(), ..vote.vote };
+            let signed = SignedVote::sign(&self.settings.chain_id, conflicting, vote.validator, &self.settings.key);
+            self.send_everywhere(match message {
+                Message::Prepare(_) => Message::Prepare(signed),
+                _ => Message::Commit(signed),
+            });
+        }
+        if byzantine.on(Behaviour::BadSignature) {
+            self.bad_signatures(&mut byzantine, message);
+        }
+        if byzantine.on(Behaviour::Garbage) {
+            let len = 1 + (byzantine.bytes(2).iter().map(|byte| usize::from(*byte)).sum::<usize>() * 8);
+            self.network.publish(Topic::Consensus, byzantine.bytes(len));
+            self.network.publish(Topic::Transactions, byzantine.bytes(len));
+        }
+        if byzantine.on(Behaviour::Oversized)
+            && byzantine.last_oversized.is_none_or(|at| at.elapsed() >= OVERSIZED_INTERVAL)
+        {
+            byzantine.last_oversized = Some(Instant::now());
+            self.oversized();
+        }
+        if byzantine.on(Behaviour::Replay) {
+            let current = self.head.height + 1;
+            let old: Vec<Message> = byzantine
+                .seen
+                .iter()
+                .filter(|seen| seen.height() < current)
+                .take(REPLAY_PER_BROADCAST)
+                .cloned()
+                .collect();
+            // Rotate, so each broadcast replays different old messages.
+            for _ in 0..old.len() {
+                if let Some(front) = byzantine.seen.pop_front() {
+                    byzantine.seen.push_back(front);
+                }
+            }
+            for message in old {
+                self.send_everywhere(message);
+            }
+        }
+        byzantine.remember(message);
+        self.byzantine = Some(byzantine);
+    }
+
+    /// As leader: a second block for the same height and view, with its own signed proposal.
+    fn equivocate(&mut self, message: &Message) {
+        let (Message::PrePrepare(proposal) | Message::NewView { proposal, .. }) = message else { return };
+        let Some(honest) = self.proposals.get(&proposal.vote.digest) else { return };
+        let transactions = honest.block.transactions.clone();
+        let timestamp_ms = honest.block.header.timestamp_ms + 1;
+        let built = ledger::build_block_trusting(
+            self.store.as_ref(),
+            &self.head,
+            self.settings.key.public_key(),
+            timestamp_ms,
+            transactions,
+            |_| true,
+        );
+        let Ok((block, execution)) = built else { return };
+        let digest = block.hash();
+        let vote = Vote { digest, ..proposal.vote };
+        let signed = SignedVote::sign(&self.settings.chain_id, vote, proposal.validator, &self.settings.key);
+        let conflicting = match message {
+            Message::NewView { view_changes, .. } => {
+                Message::NewView { proposal: signed, view_changes: view_changes.clone() }
+            }
+            _ => Message::PrePrepare(signed),
+        };
+        warn!(height = vote.height, view = vote.view, %digest, "byzantine: proposing a second block");
+        for peer in self.validator_peers.iter().flatten().filter(|peer| **peer != self.network.local_peer_id()) {
+            self.network.send_direct(*peer, conflicting.clone());
+        }
+        let gossip = ConsensusGossip::Proposal { message: conflicting, block: Box::new(block.clone()) };
+        self.network.publish(Topic::Consensus, gossip.encode());
+        // Served to peers that fetch it by hash.
+        self.proposals.insert(digest, Proposal { block, execution: Some(execution), verdict: Some(true) });
+    }
+
+    /// Its own vote with a broken signature, and one claiming another validator's index signed
+    /// by a key outside the set.
+    fn bad_signatures(&mut self, byzantine: &mut Byzantine, message: &Message) {
+        let (Message::PrePrepare(vote) | Message::Prepare(vote) | Message::Commit(vote)) = message else { return };
+        let rewrap = |signed: SignedVote| match message {
+            Message::PrePrepare(_) => Message::PrePrepare(signed),
+            Message::Prepare(_) => Message::Prepare(signed),
+            _ => Message::Commit(signed),
+        };
+        let mut flipped = *vote;
+        let mut signature = flipped.signature.0;
+        signature[0] ^= 0x01;
+        flipped.signature = Signature(signature);
+        self.send_everywhere(rewrap(flipped));
+        let others = self.validators.len() as u32;
+        let victim = (vote.validator + 1 + (byzantine.counter as u32 % others.saturating_sub(1).max(1))) % others;
+        let forged = Vote { digest: byzantine.digest(), ..vote.vote };
+        self.send_everywhere(rewrap(SignedVote::sign(&self.settings.chain_id, forged, victim, &byzantine.outsider)));
+    }
+
+    /// Gossip and a direct message to every validator, each just under this node's own size
+    /// limit: over its peers' when theirs is lower, so they must refuse them unread.
+    fn oversized(&self) {
+        let size = self.network.max_message_bytes().saturating_sub(OVERSIZED_SLACK);
+        warn!(bytes = size, "byzantine: sending oversized messages");
+        self.network.publish(Topic::Consensus, vec![0xa5; size]);
+        // A NEW-VIEW padded with copies of one unsigned VIEW-CHANGE: refused by its size before
+        // anyone decodes it, or else by its signatures.
+        let view_change = SignedViewChange {
+            view_change: ViewChange { height: self.head.height + 1, view: 1, prepared: None },
+            validator: 0,
+            signature: Signature([0; 64]),
+        };
+        let one = borsh::object_length(&view_change).unwrap_or(usize::MAX).max(1);
+        let proposal = SignedVote {
+            vote: Vote { kind: VoteKind::PrePrepare, height: self.head.height + 1, view: 1, digest: Digest::ZERO },
+            validator: 0,
+            signature: Signature([0; 64]),
+        };
+        let message = Message::NewView { proposal, view_changes: vec![view_change; size / one] };
+        let me = self.network.local_peer_id();
+        for peer in self.validator_peers.iter().flatten().filter(|peer| **peer != me) {
+            self.network.send_direct(*peer, message.clone());
+        }
+    }
+
+    /// To every other validator directly, and as gossip.
+    fn send_everywhere(&self, message: Message) {
+        let me = self.network.local_peer_id();
+        for peer in self.validator_peers.iter().flatten().filter(|peer| **peer != me) {
+            self.network.send_direct(*peer, message.clone());
+        }
+        self.network.publish(Topic::Consensus, ConsensusGossip::Message(message).encode());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_behaviour_lists() {
+        let parsed = parse(" double-vote, replay ,").expect("valid");
+        assert_eq!(parsed, HashSet::from([Behaviour::DoubleVote, Behaviour::Replay]));
+        assert_eq!(parse("all").expect("valid").len(), Behaviour::ALL.len());
+        assert!(parse("").expect("valid").is_empty());
+        let refused = parse("equivocate,lie").expect_err("unknown");
+        assert!(refused.to_string().contains("\"lie\""), "{refused}");
+    }
+}

@@ -1,0 +1,310 @@
+//! One Byzantine validator among four `stele start` processes (the test build's `byzantine`
+//! feature, every behaviour on) and one node outside the validator set: the honest nodes keep
+//! committing under load and agree on every block, their chains audit, they record evidence
+//! naming the Byzantine validator (and no one else) that verifies from the votes alone, and the
+//! outsider never connects nor gets anything in.
+
+use std::{
+    collections::BTreeSet,
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use consensus::{ChainId, PublicKey, Signature, SignedVote};
+use ledger::{BlockReader, RocksStore, StoreOptions};
+use serde_json::{Value, json};
+
+use super::{
+    processes::{free_port_range, height, run_ok, wait_for},
+    stele,
+};
+
+/// Honest nodes refuse messages over this many bytes...
+const HONEST_MESSAGE_MAX: &str = "2097152";
+/// ...which the Byzantine node, allowed twice as much, sends.
+const BYZANTINE_MESSAGE_MAX: &str = "4194304";
+
+/// The child processes, killed when the test ends however it ends (a panic included).
+struct Nodes(Vec<(PathBuf, Option<Child>)>);
+
+impl Nodes {
+    fn start(&mut self, home: &Path, extra_env: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log")).expect("log");
+        let mut command = stele();
+        command
+            .args(["start", "--home"])
+            .arg(home)
+            .env("STELE__CONSENSUS__EMPTY_BLOCK_INTERVAL", "300ms")
+            .env("RUST_LOG", "info")
+            .env_remove("STELE_BYZANTINE")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        self.0.push((home.to_path_buf(), Some(command.spawn().expect("spawn stele start"))));
+    }
+
+    /// Panics with its log if a node exited on its own.
+    fn assert_alive(&mut self) {
+        for (home, child) in &mut self.0 {
+            if let Some(child) = child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+                panic!("{} exited with {status}; its log:\n{log}", home.display());
+            }
+        }
+    }
+
+    /// SIGTERM to every node, then waits for each (killing what does not stop).
+    fn stop_all(&mut self) {
+        for (_, child) in &mut self.0 {
+            if let Some(child) = child {
+                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (home, child) in &mut self.0 {
+            if let Some(mut running) = child.take() {
+                loop {
+                    match running.try_wait() {
+                        Ok(Some(status)) => {
+                            assert!(status.success(), "{} stopped with {status}", home.display());
+                            break;
+                        }
+                        _ if Instant::now() >= deadline => {
+                            let _ = running.kill();
+                            let _ = running.wait();
+                            panic!("{} did not stop after SIGTERM", home.display());
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            if let Some(child) = child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// One JSON-RPC call over plain HTTP/1.0 (no chunking); `None` if the node does not answer.
+fn call(port: u16, method: &str, params: Value) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let request = format!(
+        "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    let mut answer: Value = serde_json::from_str(body).ok()?;
+    Some(answer.get_mut("result")?.take())
+}
+
+/// A metric's value from a node's Prometheus endpoint.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let prefix = format!("{name} ");
+    response.lines().find_map(|line| line.strip_prefix(&prefix)).and_then(|value| value.trim().parse().ok())
+}
+
+/// The libp2p peer id a home's node key gives.
+fn peer_id(home: &Path) -> String {
+    let key = genesis::load_key(&home.join("node.key.json")).expect("node key");
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.seed()).expect("keypair");
+    keypair.public().to_peer_id().to_string()
+}
+
+/// Checks one vote of a piece of evidence from its JSON alone; returns the vote.
+fn verified_vote(chain_id: &ChainId, public_key: &PublicKey, vote: &Value) -> SignedVote {
+    let raw = rpc::types::from_hex(vote["raw"].as_str().expect("raw")).expect("hex");
+    let signed: SignedVote = borsh::from_slice(&raw).expect("a borsh SignedVote");
+    let signing_bytes = rpc::types::from_hex(vote["signing_bytes"].as_str().expect("signing bytes")).expect("hex");
+    assert_eq!(signing_bytes, signed.vote.signing_bytes(chain_id), "signing_bytes are the vote's");
+    let signature: Signature = serde_json::from_value(vote["signature"].clone()).expect("signature");
+    assert_eq!(signature, signed.signature);
+    public_key.verify(&signing_bytes, &signature).expect("the signature verifies against the validator's key");
+    signed
+}
+
+#[test]
+fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_caught() {
+    let _network = super::one_network_at_a_time();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(15);
+    let generated = stele()
+        .args(["testnet", "generate", "--validators", "4", "--base-port", &base.to_string(), "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run stele");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let homes: Vec<PathBuf> = (0..4).map(|index| dir.path().join(format!("node{index}"))).collect();
+    let rpc_port = |index: u16| base + 3 * index + 1;
+    let metrics_port = |index: u16| base + 3 * index + 2;
+    let honest = [1u16, 2, 3];
+
+    // The outsider: a node of another (generated) network, pointed at this one's genesis and
+    // validators. Neither its node key nor its validator key is in the validator set.
+    let outside_dir = dir.path().join("outside");
+    let outside_base = base + 12;
+    let generated = stele()
+        .args(["testnet", "generate", "--validators", "1", "--base-port", &outside_base.to_string(), "--dir"])
+        .arg(&outside_dir)
+        .output()
+        .expect("run stele");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let outsider = outside_dir.join("node0");
+    std::fs::copy(dir.path().join("genesis.json"), outsider.join("genesis.json")).expect("copy genesis");
+    let bootstrap: Vec<String> = (0..4u16)
+        .zip(&homes)
+        .map(|(index, home)| format!("\"/ip4/127.0.0.1/tcp/{}/p2p/{}\"", base + 3 * index, peer_id(home)))
+        .collect();
+    std::fs::write(
+        outsider.join("config.toml"),
+        format!(
+            "[network]\nlisten = \"/ip4/127.0.0.1/tcp/{outside_base}\"\nbootstrap = [{}]\n\n\
+             [rpc]\nlisten = \"127.0.0.1:{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+            bootstrap.join(", "),
+            outside_base + 1,
+            outside_base + 2
+        ),
+    )
+    .expect("write the outsider's config");
+    let outsider_peer = peer_id(&outsider);
+
+    let mut nodes = Nodes(Vec::new());
+    nodes.start(&homes[0], &[("STELE_BYZANTINE", "all"), ("STELE__NETWORK__MAX_MESSAGE_BYTES", BYZANTINE_MESSAGE_MAX)]);
+    for index in honest {
+        nodes.start(&homes[usize::from(index)], &[("STELE__NETWORK__MAX_MESSAGE_BYTES", HONEST_MESSAGE_MAX)]);
+    }
+    // It tries what it can too: garbage, replays and forged signatures, if it ever had a peer.
+    nodes.start(&outsider, &[("STELE_BYZANTINE", "garbage,replay,bad-signature")]);
+
+    let outsider_seen = |nodes: &mut Nodes| {
+        nodes.assert_alive();
+        honest.iter().any(|index| {
+            call(rpc_port(*index), "net_peers", json!([])).is_some_and(|peers| {
+                peers.as_array().is_some_and(|peers| peers.iter().any(|peer| peer["peer_id"] == outsider_peer.as_str()))
+            })
+        })
+    };
+    let heights = || honest.map(|index| height(metrics_port(index)));
+    wait_for("every honest node past height 2", || {
+        assert!(!outsider_seen(&mut nodes), "an honest node lists the outsider as a peer");
+        heights().iter().all(|height| height.is_some_and(|height| height >= 2))
+    });
+    let started_at = heights().iter().flatten().copied().min().expect("heights");
+
+    // A transfer the outsider admits: it must never reach the chain.
+    let faucet = dir.path().join("faucet.key.json");
+    let faucet = faucet.to_str().expect("utf-8");
+    let stray = "0x00000000000000000000000000000000000000ee";
+    let outsider_rpc = format!("http://127.0.0.1:{}", outside_base + 1);
+    let submitted =
+        run_ok(&["tx", "transfer", "--to", stray, "--amount", "7", "--key", faucet, "--json", "--rpc", &outsider_rpc]);
+    let submitted: Value = serde_json::from_str(&submitted).expect("json");
+    let stray_hash = submitted["hash"].as_str().expect("hash").to_string();
+
+    // Load through the honest nodes while the Byzantine one does its worst.
+    let mut bench = vec!["bench", "--json", "--txs", "600", "--accounts", "6", "--timeout", "90s", "--key", faucet];
+    let urls: Vec<String> = honest.iter().map(|index| format!("http://127.0.0.1:{}", rpc_port(*index))).collect();
+    for url in &urls {
+        bench.extend(["--rpc", url.as_str()]);
+    }
+    let bench: Vec<String> = bench.iter().map(ToString::to_string).collect();
+    let load = std::thread::spawn(move || {
+        let output = stele().args(&bench).output().expect("run stele bench");
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), output.stderr)
+    });
+    wait_for("the honest nodes 10 blocks further", || {
+        assert!(!outsider_seen(&mut nodes), "an honest node lists the outsider as a peer");
+        heights().iter().all(|height| height.is_some_and(|height| height >= started_at + 10))
+    });
+    let (succeeded, report, errors) = load.join().expect("bench thread");
+    assert!(succeeded, "bench failed: {}", String::from_utf8_lossy(&errors));
+    let report: Value = serde_json::from_str(&report).expect("bench json");
+    assert_eq!(report["committed"], 600, "{report}");
+
+    // Evidence, served by at least one honest node, names the Byzantine validator only, and
+    // proves itself: both signatures verify against its key and the votes conflict.
+    let status = call(rpc_port(1), "chain_status", json!([])).expect("status");
+    let chain_id: ChainId = serde_json::from_value(status["chain_id"].clone()).expect("chain id");
+    let byzantine_key = genesis::load_key(&homes[0].join("validator.key.json")).expect("key").public_key();
+    let mut evidence = Vec::new();
+    let all_kinds = BTreeSet::from(["conflicting_proposal", "double_commit", "double_prepare"]);
+    wait_for("evidence of every kind of equivocation on the honest nodes", || {
+        nodes.assert_alive();
+        evidence = honest
+            .iter()
+            .filter_map(|index| call(rpc_port(*index), "chain_getEvidence", json!([])))
+            .flat_map(|found| found.as_array().cloned().unwrap_or_default())
+            .collect();
+        evidence.iter().filter_map(|item| item["kind"].as_str()).collect::<BTreeSet<_>>() == all_kinds
+    });
+    for item in &evidence {
+        let public_key: PublicKey = serde_json::from_value(item["public_key"].clone()).expect("public key");
+        assert_eq!(public_key, byzantine_key, "evidence against an honest validator: {item}");
+        let first = verified_vote(&chain_id, &public_key, &item["first"]);
+        let second = verified_vote(&chain_id, &public_key, &item["second"]);
+        assert_eq!(
+            (first.vote.kind, first.vote.height, first.vote.view),
+            (second.vote.kind, second.vote.height, second.vote.view)
+        );
+        assert_ne!(first.vote.digest, second.vote.digest, "{item}");
+        assert_eq!(first.validator, item["validator"].as_u64().expect("index") as u32);
+        assert!(all_kinds.contains(item["kind"].as_str().expect("kind")), "{item}");
+    }
+    let counted: f64 = honest.iter().filter_map(|index| metric(metrics_port(*index), "stele_evidence_total")).sum();
+    assert!(counted >= 1.0, "stele_evidence_total is 0 on every honest node");
+
+    // The outsider never synced a block, and its transfer landed nowhere.
+    assert_eq!(height(outside_base + 2), Some(0), "the outsider got blocks");
+    let stray_account = call(rpc_port(1), "state_getAccount", json!([stray])).expect("account");
+    assert_eq!(stray_account["balance"], 0, "the outsider's transfer was committed");
+    for index in honest {
+        let status = call(rpc_port(index), "tx_get", json!([stray_hash])).expect("tx status");
+        assert_eq!(status["status"], "unknown", "node{index} knows the outsider's transfer: {status}");
+    }
+
+    nodes.stop_all();
+    let log = std::fs::read_to_string(homes[0].join("node.log")).expect("log");
+    assert!(log.contains("BYZANTINE TEST BUILD"), "node0 did not run as a Byzantine validator:\n{log}");
+    // Every honest chain audits from genesis, and they agree at every common height.
+    let document = genesis::GenesisDocument::load(&dir.path().join("genesis.json")).expect("genesis");
+    let genesis = document.to_ledger().expect("genesis");
+    let mut stores = Vec::new();
+    for index in honest {
+        let home = &homes[usize::from(index)];
+        let audited = run_ok(&["audit", "--home", home.to_str().expect("utf-8")]);
+        assert!(audited.starts_with("OK"), "{audited}");
+        let options = StoreOptions { sync_writes: true, read_only: true };
+        stores.push(RocksStore::open(&home.join("data"), &genesis, options).expect("open store"));
+    }
+    let common = stores.iter().map(|store| store.head().expect("head").height).min().expect("heads");
+    assert!(common >= started_at + 10);
+    for height in 1..=common {
+        let hashes: Vec<_> =
+            stores.iter().map(|store| store.block(height).expect("read").expect("block").block.hash()).collect();
+        assert!(hashes.windows(2).all(|pair| pair[0] == pair[1]), "honest nodes disagree at height {height}");
+    }
+}
