@@ -112,11 +112,6 @@ pub fn start(network: LocalNetwork, stele: &Path, follow: bool) -> Result<Runnin
     let mut running = Running { network: network.clone(), processes: Vec::new() };
     for node in &network.nodes {
         let log = node.home.join("node.log");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|source| Error::Io { path: log.clone(), source })?;
         let mut child = Command::new(stele)
             .arg("start")
             .arg("--home")
@@ -126,20 +121,31 @@ pub fn start(network: LocalNetwork, stele: &Path, follow: bool) -> Result<Runnin
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| Error::Io { path: stele.to_path_buf(), source })?;
-        if let Some(stderr) = child.stderr.take() {
-            let name = node.name.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = writeln!(file, "{line}");
-                    if follow {
-                        println!("[{name}] {line}");
-                    }
-                }
-            });
-        }
+        append_stderr_to(&mut child, &log, follow.then(|| node.name.clone()))?;
         running.processes.push(NodeProcess { node: node.clone(), log, child });
     }
     Ok(running)
+}
+
+/// Appends the child's stderr, line by line, to `log` (and, with `echo_as`, prints each line to
+/// stdout prefixed by that name), on a thread of its own until the child closes it.
+pub(crate) fn append_stderr_to(child: &mut Child, log: &Path, echo_as: Option<String>) -> Result<(), Error> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| Error::Io { path: log.to_path_buf(), source })?;
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                if let Some(name) = &echo_as {
+                    println!("[{name}] {line}");
+                }
+            }
+        });
+    }
+    Ok(())
 }
 
 impl Running {

@@ -152,12 +152,7 @@ fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_cau
     let _network = super::one_network_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(15);
-    let generated = stele()
-        .args(["testnet", "generate", "--validators", "4", "--base-port", &base.to_string(), "--dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run stele");
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    super::processes::generate(dir.path(), 4, base);
     let homes: Vec<PathBuf> = (0..4).map(|index| dir.path().join(format!("node{index}"))).collect();
     let rpc_port = |index: u16| base + 3 * index + 1;
     let metrics_port = |index: u16| base + 3 * index + 2;
@@ -167,12 +162,7 @@ fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_cau
     // validators. Neither its node key nor its validator key is in the validator set.
     let outside_dir = dir.path().join("outside");
     let outside_base = base + 12;
-    let generated = stele()
-        .args(["testnet", "generate", "--validators", "1", "--base-port", &outside_base.to_string(), "--dir"])
-        .arg(&outside_dir)
-        .output()
-        .expect("run stele");
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    super::processes::generate(&outside_dir, 1, outside_base);
     let outsider = outside_dir.join("node0");
     std::fs::copy(dir.path().join("genesis.json"), outsider.join("genesis.json")).expect("copy genesis");
     let bootstrap: Vec<String> = (0..4u16)

@@ -15,10 +15,7 @@ use std::{
 use ledger::{BlockReader, RocksStore, StoreOptions, store::FAILPOINTS};
 use serde_json::{Value, json};
 
-use super::{
-    processes::{free_port_range, height, run_ok, wait_for},
-    stele,
-};
+use super::processes::{free_port_range, height, run_ok, wait_for};
 
 /// One JSON-RPC call over HTTP: the whole response object, or `None` if nothing answers.
 pub(super) fn call(port: u16, method: &str, params: Value) -> Option<Value> {
@@ -54,13 +51,7 @@ impl Network {
     pub(super) fn generate(validators: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let base = free_port_range(3 * validators as u16);
-        let generated = stele()
-            .args(["testnet", "generate", "--validators", &validators.to_string(), "--base-port", &base.to_string()])
-            .arg("--dir")
-            .arg(dir.path())
-            .output()
-            .expect("run stele");
-        assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+        super::processes::generate(dir.path(), validators, base);
         Network { dir, base, children: (0..validators).map(|_| None).collect() }
     }
 

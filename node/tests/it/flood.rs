@@ -55,12 +55,7 @@ fn a_flooded_node_stays_up_with_bounded_memory_and_keeps_committing() {
     let _network = super::one_network_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(3);
-    let generated = stele()
-        .args(["testnet", "generate", "--validators", "1", "--base-port", &base.to_string(), "--dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run stele");
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    super::processes::generate(dir.path(), 1, base);
     let home = dir.path().join("node0");
     let mut node = start(&home);
     wait_for("the node to commit a block", || {

@@ -57,6 +57,17 @@ pub(super) fn free_port_range(count: u16) -> u16 {
     panic!("no free port range");
 }
 
+/// `stele testnet generate --validators N --base-port BASE --dir DIR`, which must succeed.
+pub(super) fn generate(dir: &Path, validators: usize, base: u16) {
+    let generated = stele()
+        .args(["testnet", "generate", "--validators", &validators.to_string(), "--base-port", &base.to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .expect("run stele");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+}
+
 fn start(home: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log")).expect("log file");
     stele()
@@ -105,12 +116,7 @@ fn terminate(child: &mut Child) -> ExitStatus {
 fn sigterm_stops_cleanly_and_kill_9_loses_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(12);
-    let generated = stele()
-        .args(["testnet", "generate", "--validators", "4", "--base-port", &base.to_string(), "--dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run stele");
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    generate(dir.path(), 4, base);
     let homes: Vec<PathBuf> = (0..4).map(|index| dir.path().join(format!("node{index}"))).collect();
     let metrics_port = |index: usize| base + 3 * index as u16 + 2;
     let mut processes = Processes(homes.iter().map(|home| Some(start(home))).collect());
@@ -191,12 +197,7 @@ pub(super) fn run_ok(arguments: &[&str]) -> String {
 fn one_validator() -> (tempfile::TempDir, Processes, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(3);
-    let generated = stele()
-        .args(["testnet", "generate", "--validators", "1", "--base-port", &base.to_string(), "--dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run stele");
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    generate(dir.path(), 1, base);
     let home = dir.path().join("node0");
     let mut processes = Processes(vec![Some(start(&home))]);
     wait_for("the node to commit a block", || {

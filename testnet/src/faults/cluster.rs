@@ -3,7 +3,6 @@
 //! a time. Every process is killed when the cluster is dropped, however the run ends.
 
 use std::{
-    io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
@@ -143,12 +142,6 @@ impl Cluster {
     /// Starts node `index` (its stderr appended to `<home>/node.log`).
     pub fn start(&mut self, index: usize) -> Result<(), Error> {
         let member = &mut self.members[index];
-        let log = member.home.join("node.log");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|source| Error::Io { path: log.clone(), source })?;
         let mut command = match &self.hosts {
             Hosts::Loopback => Command::new(&self.stele),
             Hosts::Namespaces(namespaces) => namespaces.command(index, &self.stele),
@@ -163,13 +156,7 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| Error::Io { path: self.stele.clone(), source })?;
-        if let Some(stderr) = child.stderr.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = writeln!(file, "{line}");
-                }
-            });
-        }
+        crate::launch::append_stderr_to(&mut child, &member.home.join("node.log"), None)?;
         member.child = Some(child);
         member.paused = false;
         Ok(())
