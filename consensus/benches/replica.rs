@@ -6,8 +6,8 @@
 #![allow(missing_docs)] // criterion macros generate undocumented items
 
 use consensus::{
-    ChainId, Config, Digest, Input, Message, Output, Replica, SignedVote, SigningKey, ValidatorSet, Verified, Vote,
-    VoteKind,
+    ChainId, Config, Digest, Input, Message, Output, Replica, SignedVote, SigningKey, ValidatorSet, Verdict, Verified,
+    Vote, VoteKind,
 };
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -50,7 +50,7 @@ fn decide_one_height(height: &Height, key: &SigningKey, messages: Vec<Verified<M
     if let Some(proposal) = messages.next() {
         outputs.extend(replica.handle(Input::Message(proposal)));
     }
-    outputs.extend(replica.handle(Input::ValueValidated { height: 1, digest: height.digest, valid: true }));
+    outputs.extend(replica.handle(Input::ValueValidated { height: 1, digest: height.digest, verdict: Verdict::Valid }));
     for message in messages {
         outputs.extend(replica.handle(Input::Message(message)));
     }

@@ -47,7 +47,10 @@
 //! - Feed [`Input`]s: `Restore` with the saved [`SafetyState`] at boot, then `StartHeight` with
 //!   the validator set of the next height to decide and the stored certificate of the block
 //!   before it (at boot and after each commit); messages
-//!   only after [`Message::verify`]; timer firings; proposal and validation answers.
+//!   only after [`Message::verify`]; timer firings; proposal and validation answers
+//!   ([`Verdict::NotYet`] for a value only early by the node's clock, then [`Verdict::Valid`]
+//!   unasked once the clock caught up). A replica restored with a safety state for a later
+//!   height than it starts votes at no height below that one (the blocks in between were lost).
 //! - Execute [`Output`]s in order. `Persist` must be durable (synced) before any later output
 //!   runs: that is what keeps a restarted validator from signing twice. `Decide` carries the
 //!   certificate; the driver commits the block (fetching it if it never saw it) before giving
@@ -66,6 +69,8 @@ mod chain_id;
 mod digest;
 mod error;
 pub mod hex;
+#[cfg(feature = "hostile")]
+pub mod hostile;
 mod keys;
 mod message;
 mod replica;
@@ -81,7 +86,7 @@ pub use keys::{BatchError, KeyError, PublicKey, Signature, SigningKey, verify_ba
 pub use message::{Message, MessageError, SignedViewChange, SignedVote, Verified, ViewChange};
 pub use replica::{
     Config, Evidence, FUTURE_HEIGHTS, FUTURE_MESSAGES_MAX, Input, Output, PAST_CERTIFICATES, Replica, Timer,
-    VIEW_WINDOW,
+    VIEW_WINDOW, Verdict,
 };
 pub use safety::SafetyState;
 pub use validator_set::{VALIDATOR_SET_MAX, ValidatorIndex, ValidatorSet, ValidatorSetError};

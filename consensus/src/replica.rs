@@ -67,15 +67,31 @@ pub enum Input {
         /// Its digest.
         digest: Digest,
     },
-    /// The verdict on a value asked for with `Output::ValidateValue`.
+    /// The verdict on a value asked for with `Output::ValidateValue` (or, for a value once
+    /// judged [`Verdict::NotYet`], given unasked once it became valid).
     ValueValidated {
         /// Its height.
         height: Height,
         /// Its digest.
         digest: Digest,
-        /// Whether executing it succeeded and matched its header.
-        valid: bool,
+        /// What the driver found.
+        verdict: Verdict,
     },
+}
+
+/// The driver's answer on a proposed value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    /// It executes and matches its header: this validator may vote for it.
+    Valid,
+    /// It can never be valid at this height (its link, body or execution is wrong): it is never
+    /// asked about again at this height.
+    Invalid,
+    /// Not valid yet, but it may become so with time alone (its timestamp is ahead of this
+    /// node's clock). Nothing is cached: a later proposal of the same value asks again, and the
+    /// driver may answer [`Verdict::Valid`] unasked once its clock has caught up. Caching it as
+    /// invalid would make this validator refuse a value that a NEW-VIEW must re-propose.
+    NotYet,
 }
 
 /// Two signed votes by one validator for one (height, view, kind) with different digests.
@@ -234,14 +250,18 @@ impl Replica {
             Input::Message(message) => self.on_message(message, &mut out),
             Input::TimerFired(timer) => self.on_timer(timer, &mut out),
             Input::ProposalReady { height, view, digest } => self.on_proposal_ready(height, view, digest, &mut out),
-            Input::ValueValidated { height, digest, valid } => {
+            Input::ValueValidated { height, digest, verdict } => {
                 if height == self.height && self.validators.is_some() {
                     self.validating.remove(&digest);
-                    if valid {
-                        self.valid.insert(digest);
-                        self.try_prepare(&mut out);
-                    } else {
-                        self.invalid.insert(digest);
+                    match verdict {
+                        Verdict::Valid => {
+                            self.valid.insert(digest);
+                            self.try_prepare(&mut out);
+                        }
+                        Verdict::Invalid => {
+                            self.invalid.insert(digest);
+                        }
+                        Verdict::NotYet => {}
                     }
                 }
             }
@@ -267,6 +287,17 @@ impl Replica {
         }
         self.height = height;
         self.me = validators.index_of(&self.config.key.public_key());
+        if self.safety.height > height {
+            // This validator voted at a later height, so `height` was decided and committed
+            // here once; the store lost that commit (unsynced block writes, then a power cut)
+            // while the synced safety state survived, and what it voted at `height` is
+            // forgotten. It must not vote again at a height it cannot remember voting at: it
+            // follows as an observer (the height has a certificate already, so this costs no
+            // liveness) and keeps the restored state for the height it belongs to.
+            self.me = None;
+        } else if self.safety.height != height {
+            self.safety = SafetyState::new(height);
+        }
         self.validators = Some(validators);
         self.proposal = None;
         self.proposal_requested = None;
@@ -280,14 +311,12 @@ impl Replica {
         self.view_changes.clear();
         self.highest_view_asked.clear();
         self.helped.clear();
-        if self.safety.height != height {
-            self.safety = SafetyState::new(height);
-        }
         // A restarted validator never goes back to a view it worked in (it lost what it had
         // received there): it asks for the next one, as if its timer had fired.
-        self.view = self.safety.view;
+        let restored = self.safety.height == height;
+        self.view = if restored { self.safety.view } else { 0 };
         self.phase = Phase::Normal;
-        let restarted = !self.safety.votes.is_empty() || self.safety.view > 0;
+        let restarted = restored && (!self.safety.votes.is_empty() || self.safety.view > 0);
         if restarted {
             self.enter_view_change(self.safety.view + 1, out);
         } else {
@@ -539,7 +568,9 @@ impl Replica {
             digest,
             signatures: self.signatures(VoteKind::Prepare, self.view, digest),
         };
-        if self.safety.prepared.as_ref().is_none_or(|held| held.view < certificate.view) {
+        // Only a voting validator keeps it: an abstaining one's safety state is that of a later
+        // height, which a certificate of this one must not replace.
+        if self.me.is_some() && self.safety.prepared.as_ref().is_none_or(|held| held.view < certificate.view) {
             self.safety.prepared = Some(certificate);
         }
         if let Some(vote) = self.sign_vote(VoteKind::Commit, digest, out) {

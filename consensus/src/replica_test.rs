@@ -81,7 +81,7 @@ fn a_backup_validates_then_persists_before_it_prepares() {
     let mut persisted = SafetyState::new(1);
     persisted.votes.push(prepare.vote);
     assert_eq!(
-        backup.handle(Input::ValueValidated { height: 1, digest, valid: true }),
+        backup.handle(Input::ValueValidated { height: 1, digest, verdict: Verdict::Valid }),
         vec![Output::Persist(persisted), Output::Broadcast(Message::Prepare(prepare))]
     );
 }
@@ -92,7 +92,7 @@ fn an_invalid_proposal_gets_no_vote() {
     let mut backup = net.start(2);
     let digest = Digest::of(b"bad block");
     let _ = backup.handle(net.verified(Message::PrePrepare(net.vote(VoteKind::PrePrepare, 0, digest, 1))));
-    assert_eq!(backup.handle(Input::ValueValidated { height: 1, digest, valid: false }), vec![]);
+    assert_eq!(backup.handle(Input::ValueValidated { height: 1, digest, verdict: Verdict::Invalid }), vec![]);
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn a_quorum_of_prepares_then_commits_decides() {
     let mut backup = net.start(2);
     let digest = Digest::of(b"block");
     let _ = backup.handle(net.verified(Message::PrePrepare(net.vote(VoteKind::PrePrepare, 0, digest, 1))));
-    let _ = backup.handle(Input::ValueValidated { height: 1, digest, valid: true });
+    let _ = backup.handle(Input::ValueValidated { height: 1, digest, verdict: Verdict::Valid });
     assert_eq!(backup.handle(net.verified(Message::Prepare(net.vote(VoteKind::Prepare, 0, digest, 0)))), vec![]);
     // The third PREPARE (with its own) makes 2f+1 = 3: prepared, so it persists and commits.
     let outputs = backup.handle(net.verified(Message::Prepare(net.vote(VoteKind::Prepare, 0, digest, 1))));
@@ -190,7 +190,7 @@ fn a_restarted_validator_never_signs_a_second_prepare() {
     let first = Digest::of(b"first");
     let mut before = net.start(2);
     let _ = before.handle(net.verified(Message::PrePrepare(net.vote(VoteKind::PrePrepare, 0, first, 1))));
-    let outputs = before.handle(Input::ValueValidated { height: 1, digest: first, valid: true });
+    let outputs = before.handle(Input::ValueValidated { height: 1, digest: first, verdict: Verdict::Valid });
     let Some(Output::Persist(saved)) = outputs.first().cloned() else { panic!("persists before voting") };
 
     // Crash; restart from the saved state only. A conflicting view-0 proposal gets no PREPARE:
@@ -202,7 +202,7 @@ fn a_restarted_validator_never_signs_a_second_prepare() {
     assert_eq!(after.view(), 1);
     let second = Digest::of(b"second");
     let outputs = after.handle(net.verified(Message::PrePrepare(net.vote(VoteKind::PrePrepare, 0, second, 1))));
-    let _ = after.handle(Input::ValueValidated { height: 1, digest: second, valid: true });
+    let _ = after.handle(Input::ValueValidated { height: 1, digest: second, verdict: Verdict::Valid });
     assert!(outputs.iter().all(|output| !matches!(output, Output::Broadcast(Message::Prepare(_)))));
 }
 
@@ -275,4 +275,122 @@ fn golden_wire_and_disk_encodings() {
     let bytes = state.encode();
     assert_eq!(Digest::of(&bytes).to_string(), "0x712d8fd140c7f5eb7a9e86cd174eb9b84bb03c8ab993edd0bb4a695d3234c679");
     assert_eq!(SafetyState::decode(&bytes), Ok(state));
+}
+
+/// A prepared certificate for `digest` in view 0 of height 1 and the three VIEW-CHANGEs for
+/// view 1 that carry it: the justification of a NEW-VIEW that must re-propose `digest`.
+fn re_proposal(net: &Net, digest: Digest) -> Message {
+    let prepared = PreparedCertificate {
+        height: 1,
+        view: 0,
+        digest,
+        signatures: (0..3)
+            .map(|i| VoteSignature {
+                validator: i,
+                signature: net.vote(VoteKind::Prepare, 0, digest, i as usize).signature,
+            })
+            .collect(),
+    };
+    let view_changes =
+        vec![net.view_change(1, 0, Some(prepared)), net.view_change(1, 1, None), net.view_change(1, 3, None)];
+    // Leader of view 1 is (1 + 1) % 4 = 2.
+    Message::NewView { proposal: net.vote(VoteKind::PrePrepare, 1, digest, 2), view_changes }
+}
+
+#[test]
+fn a_value_only_early_by_the_clock_is_voted_for_once_valid() {
+    let net = net();
+    let mut backup = net.start(2);
+    let digest = Digest::of(b"early block");
+    assert_eq!(
+        backup.handle(net.verified(Message::PrePrepare(net.vote(VoteKind::PrePrepare, 0, digest, 1)))),
+        vec![Output::ValidateValue { height: 1, view: 0, digest }]
+    );
+    // Its timestamp is ahead of this node's clock: no vote yet.
+    assert_eq!(backup.handle(Input::ValueValidated { height: 1, digest, verdict: Verdict::NotYet }), vec![]);
+    // The clock caught up and the driver answers unasked: it prepares in the same view.
+    let prepare = net.vote(VoteKind::Prepare, 0, digest, 2);
+    let mut persisted = SafetyState::new(1);
+    persisted.votes.push(prepare.vote);
+    assert_eq!(
+        backup.handle(Input::ValueValidated { height: 1, digest, verdict: Verdict::Valid }),
+        vec![Output::Persist(persisted), Output::Broadcast(Message::Prepare(prepare))]
+    );
+}
+
+#[test]
+fn a_re_proposed_value_is_checked_again_if_it_was_early_but_never_if_it_was_invalid() {
+    let net = net();
+    for (verdict, asked_again) in [(Verdict::NotYet, true), (Verdict::Invalid, false)] {
+        let digest = Digest::of(b"edge block");
+        let mut backup = net.start(3);
+        assert_eq!(
+            backup.handle(net.verified(Message::PrePrepare(net.vote(VoteKind::PrePrepare, 0, digest, 1)))),
+            vec![Output::ValidateValue { height: 1, view: 0, digest }]
+        );
+        assert_eq!(backup.handle(Input::ValueValidated { height: 1, digest, verdict }), vec![]);
+        // Others prepared it; the NEW-VIEW must re-propose it.
+        let mut expected = vec![Output::StartTimer { timer: timer(1), after_ms: 2 * TIMEOUT }];
+        if asked_again {
+            expected.push(Output::ValidateValue { height: 1, view: 1, digest });
+        }
+        assert_eq!(backup.handle(net.verified(re_proposal(&net, digest))), expected, "after {verdict:?}");
+    }
+}
+
+#[test]
+fn a_validator_whose_safety_state_is_ahead_of_its_chain_abstains_until_it_catches_up() {
+    let net = net();
+    // It voted at height 2, then a power cut lost block 1 (written unsynced) but not its synced
+    // safety state: it remembers nothing of its votes at height 1.
+    let mut ahead = SafetyState::new(2);
+    ahead.votes.push(Vote { kind: VoteKind::Prepare, height: 2, view: 0, digest: Digest::of(b"block 2") });
+    let start = |replica: &mut Replica| {
+        assert_eq!(replica.handle(Input::Restore(ahead.clone())), vec![]);
+        replica.handle(Input::StartHeight { height: 1, validators: net.validators.clone(), previous: None })
+    };
+    // As the leader of view 0 it proposes nothing; when its timer fires it asks for no view.
+    let mut leader = net.replica(1);
+    assert_eq!(start(&mut leader), vec![Output::StartTimer { timer: timer(0), after_ms: TIMEOUT }]);
+    assert_eq!(
+        leader.handle(Input::TimerFired(timer(0))),
+        vec![Output::StartTimer { timer: timer(1), after_ms: 2 * TIMEOUT }]
+    );
+
+    // As a backup it validates and counts votes, but signs nothing.
+    let mut backup = net.replica(2);
+    assert_eq!(start(&mut backup), vec![Output::StartTimer { timer: timer(0), after_ms: TIMEOUT }]);
+    let digest = Digest::of(b"block 1");
+    let _ = backup.handle(net.verified(Message::PrePrepare(net.vote(VoteKind::PrePrepare, 0, digest, 1))));
+    assert_eq!(backup.handle(Input::ValueValidated { height: 1, digest, verdict: Verdict::Valid }), vec![]);
+    for index in [0, 1, 3] {
+        assert_eq!(
+            backup.handle(net.verified(Message::Prepare(net.vote(VoteKind::Prepare, 0, digest, index)))),
+            vec![]
+        );
+    }
+    let _ = backup.handle(net.verified(Message::Commit(net.vote(VoteKind::Commit, 0, digest, 0))));
+    let _ = backup.handle(net.verified(Message::Commit(net.vote(VoteKind::Commit, 0, digest, 1))));
+    let outputs = backup.handle(net.verified(Message::Commit(net.vote(VoteKind::Commit, 0, digest, 3))));
+    let [Output::Decide(certificate)] = outputs.as_slice() else { panic!("expected a decision, got {outputs:?}") };
+
+    // Back at the height its safety state is for, it is the restarted validator it was: it asks
+    // for the next view, keeping its earlier votes.
+    let outputs = backup.handle(Input::StartHeight {
+        height: 2,
+        validators: net.validators.clone(),
+        previous: Some(certificate.clone()),
+    });
+    let mut saved = ahead.clone();
+    saved.view = 1;
+    let view_change = ViewChange { height: 2, view: 1, prepared: None };
+    let signature = net.keys[2].sign(&view_change.signing_bytes(&net.chain_id));
+    assert_eq!(
+        outputs,
+        vec![
+            Output::StartTimer { timer: Timer { height: 2, view: 1 }, after_ms: 2 * TIMEOUT },
+            Output::Persist(saved),
+            Output::Broadcast(Message::ViewChange(SignedViewChange { view_change, validator: 2, signature })),
+        ]
+    );
 }

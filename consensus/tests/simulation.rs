@@ -38,6 +38,7 @@ fn scenario(mix: &'static str, n: usize, seed: u64) -> Scenario {
         gst_ms: 4_000,
         heights_after_gst: 3,
         liveness_deadline_ms: 120_000,
+        clock_skew_ms: 0,
     };
     let byzantine = |behaviour| chosen.iter().map(|i| (*i, behaviour)).collect::<Vec<_>>();
     match mix {
@@ -157,6 +158,23 @@ fn negative_control_f_plus_one_twins_fork_and_the_checker_sees_it() {
     }
     assert!(caught >= 1, "f+1 twins never forked the chain in {SEEDS} seeds: the checker is blind");
     println!("negative control: agreement violated in {caught} of {SEEDS} seeds");
+}
+
+/// Clocks that disagree by up to 300 ms (less than a view's timeout) are no fault: a value only
+/// early by a validator's clock is checked again when its clock gets there, never refused for
+/// the height, so every height still decides, under message loss and crashes too.
+#[test]
+fn skewed_clocks_stay_safe_and_live() {
+    for (n, seeds) in [(4, 30), (7, 10)] {
+        for seed in 0..seeds {
+            for mix in ["lossy", "crashes"] {
+                let mut skewed = scenario(mix, n, 5_000 + seed);
+                skewed.clock_skew_ms = 300;
+                let outcome = run_or_report(skewed);
+                assert!(outcome.lowest_honest_height >= 3, "{mix} n {n} seed {seed}");
+            }
+        }
+    }
 }
 
 /// Replays one run from the environment: SIM_MIX, SIM_N, SIM_SEED.

@@ -63,8 +63,13 @@ pub fn check_certified(certified: &CertifiedBlock) -> Depth {
     if audit::check_certificate(block, &certified.certificate, &validators).is_err() {
         return Depth::Rejected;
     }
-    // Only the fixture's keys ever signed, and only its own blocks: a certificate that verifies
-    // for another block is a forgery.
+    // Only the fixture's keys ever signed, and on this chain only its own blocks: a certificate
+    // that verifies for another block of this chain is a forgery. (Certified blocks of an older
+    // fixture's chain id, in the corpus from before a format change, were genuinely signed; the
+    // link to the head refuses them.)
+    if block.header.chain_id != fixture.chain_id {
+        return Depth::Rejected;
+    }
     let genuine = if height == COMMITTED + 1 {
         fixture.next.block.hash()
     } else {

@@ -345,6 +345,15 @@ impl<'a, S: StateReader> Overlay<'a, S> {
                 if next.len() == before {
                     return Ok(Err(Failure::ValidatorNotFound));
                 }
+                // An admin key must not be able to take away the fault tolerance the genesis
+                // promised (3 validators tolerate no Byzantine one).
+                if next.len() < self.params.min_validators as usize {
+                    return Ok(Err(Failure::InvalidValidatorSet(format!(
+                        "removing it would leave {} validators; the genesis requires at least {}",
+                        next.len(),
+                        self.params.min_validators
+                    ))));
+                }
                 return Ok(self.schedule_validators(next));
             }
         }

@@ -3,6 +3,9 @@
 //! Built on `rs_merkle` with domain separation: a leaf is sha3(0x00 ‖ item digest) and an inner
 //! node sha3(0x01 ‖ left ‖ right), so an inner node can never pass for a leaf. An odd node is
 //! promoted unchanged to the next level (no duplication, so no CVE-2012-2459 style collisions).
+//! The root commits to the number of leaves, sha3(0x02 ‖ count as u64 LE ‖ tree root), because
+//! trees of different sizes can share a tree root (promotion), which let a proof for leaf 2 of 3
+//! pass relabelled as leaf 1 of 2. A proof must carry exactly the siblings its position needs.
 //! The empty tree's root is [`Digest::ZERO`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -39,7 +42,27 @@ pub fn root(items: &[Digest]) -> Digest {
         return Digest::ZERO;
     }
     let leaves: Vec<[u8; 32]> = items.iter().map(leaf).collect();
-    Digest(MerkleTree::<Sha3Merkle>::from_leaves(&leaves).root().unwrap_or_default())
+    let tree_root = MerkleTree::<Sha3Merkle>::from_leaves(&leaves).root().unwrap_or_default();
+    committed_root(items.len() as u64, &tree_root)
+}
+
+/// The published root: the tree root bound to the leaf count.
+fn committed_root(count: u64, tree_root: &[u8; 32]) -> Digest {
+    Digest::of_parts(&[&[0x02], &count.to_le_bytes(), tree_root])
+}
+
+/// How many siblings the proof of leaf `index` among `total` has: one per level where the node
+/// is not the promoted last one of an odd level.
+fn path_length(mut index: u64, mut total: u64) -> usize {
+    let mut length = 0;
+    while total > 1 {
+        if index % 2 == 1 || index + 1 < total {
+            length += 1;
+        }
+        index /= 2;
+        total = total.div_ceil(2);
+    }
+    length
 }
 
 /// Proof that an item is the `index`-th of `total` leaves under some root.
@@ -70,16 +93,16 @@ pub fn prove(items: &[Digest], index: usize) -> Option<InclusionProof> {
 impl InclusionProof {
     /// Whether `item` is the proven leaf under `root`.
     pub fn verify(&self, root: &Digest, item: &Digest) -> bool {
-        if self.index >= self.total {
+        if self.index >= self.total || self.siblings.len() != path_length(self.index.into(), self.total.into()) {
             return false;
         }
         let hashes: Vec<[u8; 32]> = self.siblings.iter().map(|digest| digest.0).collect();
-        MerkleProof::<Sha3Merkle>::new(hashes).verify(
-            root.0,
-            &[self.index as usize],
-            &[leaf(item)],
-            self.total as usize,
-        )
+        let leaves = [leaf(item)];
+        let proof = MerkleProof::<Sha3Merkle>::new(hashes);
+        match proof.root(&[self.index as usize], &leaves, self.total as usize) {
+            Ok(tree_root) => committed_root(self.total.into(), &tree_root) == *root,
+            Err(_) => false,
+        }
     }
 }
 
@@ -96,15 +119,45 @@ mod tests {
     fn empty_and_single_roots() {
         assert_eq!(root(&[]), Digest::ZERO);
         let one = items(1);
-        assert_eq!(root(&one), Digest(leaf(&one[0])));
+        assert_eq!(root(&one), committed_root(1, &leaf(&one[0])));
     }
 
     #[test]
     fn golden_root_of_three() {
         let three = items(3);
         let left = Digest::of_parts(&[&[1], &leaf(&three[0]), &leaf(&three[1])]);
-        let expected = Digest::of_parts(&[&[1], left.as_bytes(), &leaf(&three[2])]);
+        let tree_root = Digest::of_parts(&[&[1], left.as_bytes(), &leaf(&three[2])]);
+        let expected = Digest::of_parts(&[&[2], &3u64.to_le_bytes(), tree_root.as_bytes()]);
         assert_eq!(root(&three), expected);
+    }
+
+    #[test]
+    fn a_proof_binds_its_position_count_and_length() {
+        // Leaf 2 of 3 is promoted, so its tree path equals that of leaf 1 of 2 over
+        // [leaf 0 and 1 combined, leaf 2]: the old root accepted the relabelled proof.
+        let three = items(3);
+        let root = root(&three);
+        let proof = prove(&three, 2).expect("in range");
+        assert!(proof.verify(&root, &three[2]));
+        let relabelled = InclusionProof { index: 1, total: 2, ..proof.clone() };
+        assert!(!relabelled.verify(&root, &three[2]));
+        let mut padded = proof.clone();
+        padded.siblings.push(Digest::of(b"ignored before"));
+        assert!(!padded.verify(&root, &three[2]));
+        let mut short = prove(&three, 0).expect("in range");
+        short.siblings.pop();
+        assert!(!short.verify(&root, &three[0]));
+    }
+
+    #[test]
+    fn path_length_matches_the_built_proofs() {
+        for total in 1..70usize {
+            let items = items(total);
+            for index in 0..total {
+                let proof = prove(&items, index).expect("in range");
+                assert_eq!(proof.siblings.len(), path_length(index as u64, total as u64), "{index} of {total}");
+            }
+        }
     }
 
     proptest! {

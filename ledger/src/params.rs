@@ -23,6 +23,14 @@ pub struct Params {
     pub view_timeout_ms: u64,
     /// Ceiling of the view timeout backoff in milliseconds.
     pub view_timeout_max_ms: u64,
+    /// Fewest validators a `RemoveValidator` may leave: 4 by default, the smallest set that
+    /// tolerates one Byzantine validator. A genesis may lower it (a one-node development chain).
+    #[serde(default = "default_min_validators")]
+    pub min_validators: u32,
+}
+
+fn default_min_validators() -> u32 {
+    4
 }
 
 impl Default for Params {
@@ -36,6 +44,7 @@ impl Default for Params {
             validator_change_delay: 2,
             view_timeout_ms: 3_000,
             view_timeout_max_ms: 30_000,
+            min_validators: default_min_validators(),
         }
     }
 }
@@ -43,7 +52,7 @@ impl Default for Params {
 impl Params {
     /// Checks that the parameters are usable; names the first bad field.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 7] = [
+        let checks: [(bool, &str); 8] = [
             (self.max_block_txs > 0, "max_block_txs must be at least 1"),
             (self.max_tx_bytes >= 256, "max_tx_bytes must be at least 256"),
             (self.max_block_bytes >= u64::from(self.max_tx_bytes), "max_block_bytes must be at least max_tx_bytes"),
@@ -54,6 +63,7 @@ impl Params {
                 self.view_timeout_ms > 0 && self.view_timeout_max_ms >= self.view_timeout_ms,
                 "view_timeout_ms must be positive and at most view_timeout_max_ms",
             ),
+            (self.min_validators >= 1, "min_validators must be at least 1"),
         ];
         match checks.into_iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(message.to_string()),

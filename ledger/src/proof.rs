@@ -207,19 +207,14 @@ pub fn build_tx_proof<S: BlockReader + StateHistory>(store: &S, hash: &Digest) -
     let inconsistent = |what: String| StoreError::Inconsistent(what);
     let delay = crate::state::read_params(store)?.validator_change_delay;
     let mut change_heights = Vec::new();
-    let mut previous_digest =
-        store.header(0)?.ok_or_else(|| inconsistent("no genesis header".into()))?.validator_set_digest;
-    for height in 1..=location.height {
-        let header = store.header(height)?.ok_or_else(|| inconsistent(format!("no header at {height}")))?;
-        if header.validator_set_digest != previous_digest {
-            let changed_at = height
-                .checked_sub(delay)
-                .filter(|changed_at| *changed_at >= 1)
-                .ok_or_else(|| inconsistent(format!("the validator set changes at {height} without a change block")))?;
-            if change_heights.last() != Some(&changed_at) {
-                change_heights.push(changed_at);
-            }
-            previous_digest = header.validator_set_digest;
+    // Where the set changed (RocksStore: from its index, not one header read per height).
+    for height in store.validator_set_changes(location.height)? {
+        let changed_at = height
+            .checked_sub(delay)
+            .filter(|changed_at| *changed_at >= 1)
+            .ok_or_else(|| inconsistent(format!("the validator set changes at {height} without a change block")))?;
+        if change_heights.last() != Some(&changed_at) {
+            change_heights.push(changed_at);
         }
     }
     let mut validator_changes = Vec::new();

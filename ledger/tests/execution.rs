@@ -197,6 +197,31 @@ fn validator_changes_take_effect_after_the_delay() {
 }
 
 #[test]
+fn an_admin_cannot_shrink_the_set_below_the_genesis_minimum() {
+    let mut chain = TestChain::new();
+    let faucet = chain.faucet.clone();
+    let leaving = chain.validators[0].public_key();
+    chain.commit(vec![tx(&faucet, 0, Payload::RemoveValidator { public_key: leaving })]);
+    let receipts = chain.store.receipts(1).expect("read").expect("stored");
+    assert_eq!(
+        receipts[0].failure,
+        Some(Failure::InvalidValidatorSet(
+            "removing it would leave 3 validators; the genesis requires at least 4".to_string()
+        ))
+    );
+    chain.commit(vec![]);
+    chain.commit(vec![]);
+    assert_eq!(chain.store.validator_set_for(4).expect("set").len(), 4);
+
+    // A genesis that allows fewer validators lets the same removal through.
+    let mut small = TestChain::with_params(Params { min_validators: 3, ..Params::default() }, StoreOptions::default());
+    let faucet = small.faucet.clone();
+    let leaving = small.validators[0].public_key();
+    small.commit(vec![tx(&faucet, 0, Payload::RemoveValidator { public_key: leaving })]);
+    assert!(small.store.receipts(1).expect("read").expect("stored")[0].succeeded());
+}
+
+#[test]
 fn execution_is_deterministic() {
     let mut chain = TestChain::new();
     let faucet = chain.faucet.clone();

@@ -112,8 +112,101 @@ pub struct RpcConfig {
     /// A WebSocket silent and deaf to pings for this long is closed.
     #[serde(with = "humantime_serde")]
     pub ws_idle_timeout: Duration,
-    /// Origins allowed by CORS; empty allows none.
+    /// Origins allowed by CORS; empty allows none. Any request carrying an `Origin` header
+    /// (every WebSocket upgrade and cross-origin call a browser makes) from another origin gets
+    /// HTTP 403.
     pub cors_origins: Vec<String>,
+    /// Host names a request's `Host` header may name besides IP addresses and `localhost`
+    /// (say, the name of a proxy in front of the node); others get HTTP 403, which defeats DNS
+    /// rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// A file holding the bearer token that `tx_submit` and `tx_submitAndWait` then need
+    /// (`Authorization: Bearer <token>`); relative to the home folder. Unset: anyone who can
+    /// reach the port may submit. Reads never need it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submit_token_file: Option<std::path::PathBuf>,
+    /// Most store reads the RPC server runs at once, each on a thread of the blocking pool (not
+    /// on the async workers the consensus driver needs).
+    pub read_threads: u32,
+}
+
+impl RpcConfig {
+    /// Most `read_threads` accepted.
+    pub const READ_THREADS_MAX: u32 = 256;
+
+    /// The server's limits and access rules, reading the submit token file (relative paths from
+    /// `home`). The token itself is never logged or shown.
+    pub fn limits(&self, home: &Path) -> Result<rpc::Limits, ConfigError> {
+        let submit_token = match &self.submit_token_file {
+            None => None,
+            Some(file) => {
+                let path = home.join(file);
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|error| ConfigError::Read { path: shown.clone(), message: error.to_string() })?;
+                warn_if_readable_by_others(&path);
+                let token = rpc::SubmitToken::new(&text)
+                    .map_err(|error| invalid("rpc.submit_token_file", format!("{shown}: {error}")))?;
+                Some(token)
+            }
+        };
+        Ok(rpc::Limits {
+            max_request_bytes: self.max_request_bytes,
+            max_response_bytes: self.max_response_bytes,
+            max_batch: self.max_batch,
+            max_connections: self.max_connections,
+            max_subscriptions_per_connection: self.max_subscriptions_per_connection,
+            idle_timeout: self.idle_timeout,
+            request_body_timeout: self.request_body_timeout,
+            ws_idle_timeout: self.ws_idle_timeout,
+            cors_origins: self.cors_origins.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            submit_token,
+            read_threads: self.read_threads as usize,
+        })
+    }
+
+    /// Checks the `[rpc]` keys that [`Config::validate`] does not check with other sections'.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let host_name = |host: &String| {
+            !host.is_empty() && host.bytes().all(|byte| byte.is_ascii_alphanumeric() || b".-_".contains(&byte))
+        };
+        if let Some(bad) = self.allowed_hosts.iter().find(|host| !host_name(host)) {
+            return Err(invalid(
+                "rpc.allowed_hosts",
+                format!(
+                    "{bad:?} must be a host name such as node.example (no scheme, port or path; IP addresses and \
+                     localhost are always allowed)"
+                ),
+            ));
+        }
+        if self.submit_token_file.as_ref().is_some_and(|file| file.as_os_str().is_empty()) {
+            return Err(invalid("rpc.submit_token_file", "must name a file (or be left out)"));
+        }
+        if !(1..=Self::READ_THREADS_MAX).contains(&self.read_threads) {
+            return Err(invalid("rpc.read_threads", format!("must be between 1 and {}", Self::READ_THREADS_MAX)));
+        }
+        Ok(())
+    }
+}
+
+/// A token file others can read is a token others can use: say so (the node still starts).
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{:o}", metadata.permissions().mode() & 0o777),
+                "rpc.submit_token_file is readable by other users; chmod 600 it"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 impl Default for RpcConfig {
@@ -129,6 +222,9 @@ impl Default for RpcConfig {
             request_body_timeout: Duration::from_secs(20),
             ws_idle_timeout: Duration::from_secs(60),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            submit_token_file: None,
+            read_threads: rpc::READ_THREADS_DEFAULT as u32,
         }
     }
 }
@@ -147,6 +243,13 @@ pub struct MempoolSection {
     pub max_nonce_ahead: u64,
     /// Most pending transactions waiting behind a nonce gap (part of `max_txs`).
     pub max_queued: usize,
+    /// Most bytes of pending transactions waiting behind a nonce gap (part of `max_bytes`).
+    pub max_queued_bytes: usize,
+    /// Most transactions of one account waiting behind a nonce gap.
+    pub max_queued_per_account: usize,
+    /// A transaction still waiting behind a nonce gap this long after admission is dropped.
+    #[serde(with = "humantime_serde")]
+    pub queued_expiry: Duration,
 }
 
 impl Default for MempoolSection {
@@ -158,7 +261,20 @@ impl Default for MempoolSection {
             max_per_account: defaults.max_per_account,
             max_nonce_ahead: defaults.max_nonce_ahead,
             max_queued: defaults.max_queued,
+            max_queued_bytes: defaults.max_queued_bytes,
+            max_queued_per_account: defaults.max_queued_per_account,
+            queued_expiry: defaults.queued_expiry,
         }
+    }
+}
+
+impl MempoolSection {
+    /// Checks what the shared checks in [`Config::validate`] do not.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.queued_expiry.is_zero() {
+            return Err(invalid("mempool.queued_expiry", "must be longer than 0s"));
+        }
+        Ok(())
     }
 }
 
@@ -170,6 +286,9 @@ impl From<&MempoolSection> for crate::mempool::MempoolConfig {
             max_per_account: section.max_per_account,
             max_nonce_ahead: section.max_nonce_ahead,
             max_queued: section.max_queued,
+            max_queued_bytes: section.max_queued_bytes,
+            max_queued_per_account: section.max_queued_per_account,
+            queued_expiry: section.queued_expiry,
         }
     }
 }
@@ -304,6 +423,7 @@ impl Config {
                 format!("{bad:?} must be an origin such as https://app.example (scheme and host, no path)"),
             ));
         }
+        self.rpc.validate()?;
         let positive: [(&'static str, u64); 10] = [
             ("network.max_connections", self.network.max_connections.into()),
             ("network.max_message_bytes", self.network.max_message_bytes as u64),
@@ -327,6 +447,7 @@ impl Config {
         if let Some((key, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(invalid(key, "must be longer than 0s"));
         }
+        self.mempool.validate()?;
         if self.log.filter.trim().is_empty() {
             return Err(invalid("log.filter", "must not be empty (use \"info\")"));
         }

@@ -77,3 +77,60 @@ fn docs_show_the_real_defaults() {
         Config::default_toml()
     );
 }
+
+#[test]
+fn the_mempool_keys_for_transactions_behind_a_gap_parse_and_are_checked() {
+    let defaults = crate::mempool::MempoolConfig::default();
+    let section = Config::default().mempool;
+    assert_eq!(section.max_queued_bytes, section.max_bytes / 16);
+    assert_eq!(section.queued_expiry, Duration::from_secs(60));
+    let config = load(
+        "[mempool]\nmax_queued_bytes = 1024\nmax_queued_per_account = 3\nqueued_expiry = \"90s\"\n",
+        &[("STELE__MEMPOOL__MAX_QUEUED", "7")],
+    )
+    .expect("valid");
+    let mempool = crate::mempool::MempoolConfig::from(&config.mempool);
+    assert_eq!(
+        (mempool.max_queued, mempool.max_queued_bytes, mempool.max_queued_per_account, mempool.queued_expiry),
+        (7, 1024, 3, Duration::from_secs(90))
+    );
+    assert_eq!((mempool.max_txs, mempool.max_bytes), (defaults.max_txs, defaults.max_bytes));
+    // Holding nothing behind a gap is a choice (clients must then send nonces in order); never
+    // letting such a transaction expire is not.
+    load("[mempool]\nmax_queued_bytes = 0\nmax_queued_per_account = 0\n", &[]).expect("none held");
+    let error = load("[mempool]\nqueued_expiry = \"0s\"\n", &[]).expect_err("never expires");
+    assert_eq!(
+        error,
+        ConfigError::Invalid { key: "mempool.queued_expiry", message: "must be longer than 0s".to_string() }
+    );
+    let error = load("[mempool]\nqueued_expiry = 60\n", &[]).expect_err("a duration is written like \"60s\"");
+    assert!(error.to_string().contains("queued_expiry"), "{error}");
+}
+
+#[test]
+fn rpc_access_keys_are_checked_and_the_token_file_is_read_from_the_home() {
+    let config = Config::default();
+    assert!(config.rpc.allowed_hosts.is_empty() && config.rpc.submit_token_file.is_none());
+    let error = load("[rpc]\nallowed_hosts = [\"https://node.example\"]\n", &[]).expect_err("not a host name");
+    assert!(matches!(error, ConfigError::Invalid { key: "rpc.allowed_hosts", .. }), "{error}");
+    let error = load("[rpc]\nallowed_hosts = [\"node.example:8545\"]\n", &[]).expect_err("a port");
+    assert!(matches!(error, ConfigError::Invalid { key: "rpc.allowed_hosts", .. }), "{error}");
+    load("[rpc]\nallowed_hosts = [\"node.example\", \"rpc-1.internal\"]\n", &[]).expect("host names");
+    let error = load("[rpc]\nread_threads = 0\n", &[]).expect_err("no reads");
+    assert!(matches!(error, ConfigError::Invalid { key: "rpc.read_threads", .. }), "{error}");
+    let error = load("[rpc]\nsubmit_token_file = \"\"\n", &[]).expect_err("empty path");
+    assert!(matches!(error, ConfigError::Invalid { key: "rpc.submit_token_file", .. }), "{error}");
+
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = load("[rpc]\nsubmit_token_file = \"rpc.token\"\n", &[]).expect("a token file");
+    let missing = config.rpc.limits(home.path()).expect_err("the file is missing");
+    assert!(matches!(missing, ConfigError::Read { .. }), "{missing}");
+    std::fs::write(home.path().join("rpc.token"), "short\n").expect("write");
+    let short = config.rpc.limits(home.path()).expect_err("too short");
+    assert!(matches!(short, ConfigError::Invalid { key: "rpc.submit_token_file", .. }), "{short}");
+    std::fs::write(home.path().join("rpc.token"), "0123456789abcdef-not-shown\n").expect("write");
+    let limits = config.rpc.limits(home.path()).expect("a token");
+    assert!(limits.submit_token.is_some());
+    assert!(!format!("{limits:?}").contains("not-shown"), "the token never shows: {limits:?}");
+    assert!(Config::default().rpc.limits(home.path()).expect("defaults").submit_token.is_none());
+}

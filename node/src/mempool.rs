@@ -2,12 +2,24 @@
 //!
 //! Admission checks everything that can be checked before execution (decoding, size, chain,
 //! signature, the signer's role, its nonce window, duplicates) and enforces caps by count and by
-//! bytes, per account and in all, so the pool never grows without bound. Transactions waiting
-//! behind a nonce gap (not executable until the gap is filled) have their own, smaller cap, so a
-//! flood of future nonces cannot fill the pool with work that never leaves it. Reaping hands a
-//! leader each account's transactions in nonce order, accounts taking turns.
+//! bytes, per account and in all, so the pool never grows without bound.
+//!
+//! A transaction is *ready* when its nonce is its account's next one or follows the account's
+//! pending run without a gap (a block can take it), and *queued* when a nonce gap lies before it.
+//! Queued transactions cannot execute until someone fills the gap, so nothing bounds how long
+//! they would stay: they have their own caps (by count, by bytes, per account) inside the pool's,
+//! expire [`MempoolConfig::queued_expiry`] after admission, are evicted (oldest first) to make room
+//! for a ready transaction rather than refuse it, and are not gossiped ([`Admitted::Queued`]):
+//! only ready transactions spread, and a queued one spreads once its gap closes
+//! ([`Mempool::take_promoted`]). Reaping hands a leader each account's ready transactions in
+//! nonce order, accounts taking turns.
+//!
+//! Time is an input (`now`), so tests drive expiry without sleeping.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use consensus::{ChainId, Digest, PublicKey, Signature, verify_batch};
 use ledger::{
@@ -31,17 +43,53 @@ pub struct MempoolConfig {
     pub max_nonce_ahead: u64,
     /// Most transactions held behind a nonce gap, in all (part of `max_txs`).
     pub max_queued: usize,
+    /// Most bytes of transactions held behind a nonce gap, in all (part of `max_bytes`).
+    pub max_queued_bytes: usize,
+    /// Most transactions held behind a nonce gap for one account (part of `max_per_account`).
+    pub max_queued_per_account: usize,
+    /// How long after its admission a transaction still behind a nonce gap is dropped.
+    pub queued_expiry: Duration,
 }
 
 impl Default for MempoolConfig {
     fn default() -> Self {
+        let max_bytes = 64 * 1024 * 1024;
         MempoolConfig {
             max_txs: 100_000,
-            max_bytes: 64 * 1024 * 1024,
+            max_bytes,
             max_per_account: 1_000,
             max_nonce_ahead: 1_000,
             max_queued: 10_000,
+            // A sixteenth: enough for clients whose submissions arrive out of order, too little
+            // for a few accounts to crowd out the transactions that can execute.
+            max_queued_bytes: max_bytes / 16,
+            // Room for a client that spreads one account's burst over several nodes: each node
+            // holds what it got until gossip brings the nonces before it (the byte budget, not
+            // this count, is what bounds a flood of large transactions).
+            max_queued_per_account: 512,
+            queued_expiry: Duration::from_secs(60),
         }
+    }
+}
+
+/// Which cap on transactions behind a nonce gap refused one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueLimit {
+    /// [`MempoolConfig::max_queued_per_account`].
+    Account,
+    /// [`MempoolConfig::max_queued`].
+    Count,
+    /// [`MempoolConfig::max_queued_bytes`].
+    Bytes,
+}
+
+impl std::fmt::Display for QueueLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueueLimit::Account => "this account already has as many transactions waiting behind a gap as are kept",
+            QueueLimit::Count => "the pool already holds as many transactions waiting behind a gap as it keeps",
+            QueueLimit::Bytes => "the pool already holds as many bytes waiting behind a gap as it keeps",
+        })
     }
 }
 
@@ -79,45 +127,113 @@ pub enum AdmitError {
     /// The pool is at a limit; try again after the next block.
     #[error("mempool full: {0}")]
     Full(&'static str),
+    /// The transaction would wait behind a nonce gap and a cap on such transactions is reached;
+    /// submitting the missing nonces first gets it in.
+    #[error("nonce {found} would wait behind a nonce gap (the account's next executable nonce is {next}) and {limit}")]
+    QueueFull {
+        /// The nonce that would make the account's next transaction ready.
+        next: u64,
+        /// The transaction's nonce.
+        found: u64,
+        /// The cap reached.
+        limit: QueueLimit,
+    },
     /// Reading the state failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// An admitted transaction: whether it can execute now decides whether it is gossiped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// Its nonce is the account's next or follows its pending run: a block can take it, so peers
+    /// should hear of it.
+    Ready(Digest),
+    /// It waits behind a nonce gap: held here only (not gossiped) until the gap closes, when
+    /// [`Mempool::take_promoted`] hands it out for gossip; dropped if it expires first.
+    Queued(Digest),
+}
+
+impl Admitted {
+    /// The transaction's hash.
+    pub fn hash(&self) -> Digest {
+        match self {
+            Admitted::Ready(hash) | Admitted::Queued(hash) => *hash,
+        }
+    }
+
+    /// Whether it can execute now (and is to be gossiped).
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Admitted::Ready(_))
+    }
+}
+
+/// When a transaction was admitted, with its admission number to break ties: it orders the
+/// queued transactions for expiry and eviction.
+type Admission = (Instant, u64);
+
 struct Entry {
     transaction: SignedTransaction,
     size: usize,
     sender: Address,
+    admission: Admission,
+    /// Behind a nonce gap (counted in `queued`, `queued_bytes` and the `queue` index).
+    queued: bool,
+}
+
+/// One account's pending transactions.
+struct Account {
+    /// Its admission number when it arrived (accounts take turns in this order when reaping).
+    arrival: u64,
+    /// Its next nonce as last read from the state; every pending nonce is at least this.
+    next: u64,
+    /// Pending transactions by nonce.
+    nonces: BTreeMap<u64, Digest>,
+    /// How many pending nonces follow `next` without a gap: these are ready, the rest queued.
+    ready: usize,
+}
+
+impl Account {
+    /// The nonce that would extend the ready run (`None` past `u64::MAX`).
+    fn run_end(&self) -> Option<u64> {
+        self.next.checked_add(self.ready as u64)
+    }
+
+    fn queued(&self) -> usize {
+        self.nonces.len() - self.ready
+    }
+}
+
+/// The hashes of the pending nonces that follow `next` without a gap, in nonce order.
+fn ready_run(nonces: &BTreeMap<u64, Digest>, next: u64) -> impl Iterator<Item = &Digest> {
+    let mut want = Some(next);
+    nonces.range(next..).map_while(move |(nonce, hash)| {
+        // Checked: a run ending at u64::MAX must not overflow.
+        (want == Some(*nonce)).then(|| {
+            want = nonce.checked_add(1);
+            hash
+        })
+    })
 }
 
 /// The pending transactions of one node.
+///
+/// Invariants: every entry is in its account's `nonces` and vice versa; an entry is queued
+/// exactly when it is not in its account's ready run; `queued`, `queued_bytes` and `queue` cover
+/// exactly the queued entries; `promoted` holds only ready entries.
 pub struct Mempool {
     config: MempoolConfig,
     chain_id: ChainId,
     entries: HashMap<Digest, Entry>,
-    /// Per account, pending nonces in order, and the arrival number of its first transaction
-    /// (accounts take turns in arrival order when reaping).
-    accounts: HashMap<Address, (u64, BTreeMap<u64, Digest>)>,
+    accounts: HashMap<Address, Account>,
     bytes: usize,
-    arrivals: u64,
-    /// Per account: the next nonce its run was measured from, the length of its run of
-    /// consecutive pending nonces from there (executable now), and how many of its pending
-    /// transactions are not in the run (counted in `queued`).
-    runs: HashMap<Address, Run>,
-    /// Transactions pending behind a nonce gap, in all.
+    admissions: u64,
+    /// Transactions behind a nonce gap, oldest admission first (expiry and eviction order).
+    queue: BTreeMap<Admission, Digest>,
     queued: usize,
-}
-
-#[derive(Clone, Copy, Default)]
-struct Run {
-    next: u64,
-    length: usize,
-    queued: usize,
-}
-
-/// How many of `nonces` follow `next` without a gap.
-fn run_length(nonces: &BTreeMap<u64, Digest>, next: u64) -> usize {
-    nonces.range(next..).zip(next..).take_while(|((nonce, _), want)| **nonce == *want).count()
+    queued_bytes: usize,
+    /// Transactions that moved from queued to ready since [`Mempool::take_promoted`] last ran.
+    promoted: HashSet<Digest>,
 }
 
 impl Mempool {
@@ -129,30 +245,12 @@ impl Mempool {
             entries: HashMap::new(),
             accounts: HashMap::new(),
             bytes: 0,
-            arrivals: 0,
-            runs: HashMap::new(),
+            admissions: 0,
+            queue: BTreeMap::new(),
             queued: 0,
+            queued_bytes: 0,
+            promoted: HashSet::new(),
         }
-    }
-
-    /// Transactions pending behind a nonce gap.
-    pub fn queued(&self) -> usize {
-        self.queued
-    }
-
-    /// `sender`'s run measured from `next` (remeasured if the account moved since), with
-    /// `queued` kept in step.
-    fn run(&mut self, sender: &Address, next: u64) -> Run {
-        let cached = self.runs.get(sender).copied().unwrap_or(Run { next, ..Run::default() });
-        if cached.next == next {
-            return cached;
-        }
-        let nonces = self.accounts.get(sender).map(|(_, nonces)| nonces);
-        let length = nonces.map_or(0, |nonces| run_length(nonces, next));
-        let run = Run { next, length, queued: nonces.map_or(0, BTreeMap::len) - length };
-        self.queued = self.queued - cached.queued + run.queued;
-        self.runs.insert(*sender, run);
-        run
     }
 
     /// Transactions pending.
@@ -170,35 +268,65 @@ impl Mempool {
         self.bytes
     }
 
+    /// Transactions pending behind a nonce gap.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Bytes of the transactions pending behind a nonce gap.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// Whether a transaction is pending.
     pub fn contains(&self, hash: &Digest) -> bool {
         self.entries.contains_key(hash)
     }
 
-    /// Admits a batch of encoded transactions (from clients or peers), verifying their
+    /// Admits a batch of encoded transactions (from clients or peers) at `now`, verifying their
     /// signatures in batches; returns one verdict per transaction, in order. The node checks
-    /// off the driver's thread with [`precheck`] and admits with [`Mempool::admit_prechecked`];
+    /// off the driver's thread with [`precheck`] and admits with [`Mempool::admit_prechecked_at`];
     /// this is both in one call.
-    pub fn admit_batch(&mut self, state: &impl StateReader, encoded: &[Vec<u8>]) -> Vec<Result<Digest, AdmitError>> {
+    pub fn admit_batch(
+        &mut self,
+        state: &impl StateReader,
+        encoded: &[Vec<u8>],
+        now: Instant,
+    ) -> Vec<Result<Admitted, AdmitError>> {
         let checked = match read_params(state) {
             Ok(params) => precheck(&self.chain_id, &params, encoded.to_vec(), &VerifiedCache::new(0)),
             Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
         };
-        self.admit_prechecked(state, checked)
+        self.admit_prechecked_at(state, checked, now)
     }
 
-    /// Admits transactions that passed [`precheck`]: the checks that need the state (role,
-    /// nonce window, duplicates) and the caps. One verdict per entry, in order; a precheck
-    /// failure is passed through.
+    /// [`Mempool::admit_prechecked_at`] at the current time, without saying which transactions
+    /// are ready. A caller that gossips what it admitted must use `admit_prechecked_at` instead,
+    /// so it gossips only [`Admitted::Ready`] ones.
     pub fn admit_prechecked(
         &mut self,
         state: &impl StateReader,
         checked: Vec<Result<Prechecked, AdmitError>>,
     ) -> Vec<Result<Digest, AdmitError>> {
-        checked.into_iter().map(|result| self.insert(state, result?)).collect()
+        let verdicts = self.admit_prechecked_at(state, checked, Instant::now());
+        verdicts.into_iter().map(|verdict| verdict.map(|admitted| admitted.hash())).collect()
     }
 
-    fn insert(&mut self, state: &impl StateReader, checked: Prechecked) -> Result<Digest, AdmitError> {
+    /// Admits transactions that passed [`precheck`] at `now`: the checks that need the state
+    /// (role, nonce window, duplicates) and the caps, after dropping the queued transactions
+    /// that expired by `now`. One verdict per entry, in order; a precheck failure is passed
+    /// through. Gossip only the [`Admitted::Ready`] ones, then [`Mempool::take_promoted`].
+    pub fn admit_prechecked_at(
+        &mut self,
+        state: &impl StateReader,
+        checked: Vec<Result<Prechecked, AdmitError>>,
+        now: Instant,
+    ) -> Vec<Result<Admitted, AdmitError>> {
+        self.expire(now);
+        checked.into_iter().map(|result| self.insert(state, result?, now)).collect()
+    }
+
+    fn insert(&mut self, state: &impl StateReader, checked: Prechecked, now: Instant) -> Result<Admitted, AdmitError> {
         let Prechecked { transaction, hash, size, .. } = checked;
         if self.entries.contains_key(&hash) {
             return Err(AdmitError::Duplicate(hash));
@@ -217,44 +345,203 @@ impl Mempool {
         if nonce > max {
             return Err(AdmitError::NonceTooHigh { max, found: nonce });
         }
-        let pending = self.accounts.get(&sender).map(|(_, nonces)| nonces);
-        if pending.is_some_and(|nonces| nonces.contains_key(&nonce)) {
-            return Err(AdmitError::NonceTaken(nonce));
+        // A block moved the account's nonce since it was measured (not pruned yet): measure again.
+        if self.accounts.get(&sender).is_some_and(|pending| pending.next != account.nonce) {
+            self.measure(&sender, account.nonce);
         }
-        if pending.map_or(0, BTreeMap::len) >= self.config.max_per_account {
+        let (pending, queued, run_end) = match self.accounts.get(&sender) {
+            Some(pending) if pending.nonces.contains_key(&nonce) => return Err(AdmitError::NonceTaken(nonce)),
+            Some(pending) => (pending.nonces.len(), pending.queued(), pending.run_end()),
+            None => (0, 0, Some(account.nonce)),
+        };
+        let ready = run_end == Some(nonce);
+        if ready {
+            self.make_room(&sender, pending, queued, size)?;
+        } else {
+            let refuse = |limit| AdmitError::QueueFull { next: run_end.unwrap_or(u64::MAX), found: nonce, limit };
+            if pending >= self.config.max_per_account {
+                return Err(AdmitError::Full("this account has too many pending transactions"));
+            }
+            if queued >= self.config.max_queued_per_account {
+                return Err(refuse(QueueLimit::Account));
+            }
+            if self.queued >= self.config.max_queued {
+                return Err(refuse(QueueLimit::Count));
+            }
+            if self.queued_bytes.saturating_add(size) > self.config.max_queued_bytes {
+                return Err(refuse(QueueLimit::Bytes));
+            }
+            // Queued transactions never push out others: the pool's own caps refuse them.
+            if self.entries.len() >= self.config.max_txs {
+                return Err(AdmitError::Full("too many pending transactions"));
+            }
+            if self.bytes.saturating_add(size) > self.config.max_bytes {
+                return Err(AdmitError::Full("too many pending bytes"));
+            }
+        }
+        self.admissions += 1;
+        let admission = (now, self.admissions);
+        let arrival = self.admissions;
+        let next = account.nonce;
+        let pending =
+            self.accounts.entry(sender).or_insert_with(|| Account { arrival, next, nonces: BTreeMap::new(), ready: 0 });
+        pending.nonces.insert(nonce, hash);
+        self.bytes += size;
+        self.entries.insert(hash, Entry { transaction, size, sender, admission, queued: !ready });
+        if ready {
+            // It fills the gap at the run's end: the run grows over it and whatever followed.
+            self.extend_run(&sender);
+            Ok(Admitted::Ready(hash))
+        } else {
+            self.queue.insert(admission, hash);
+            self.queued += 1;
+            self.queued_bytes += size;
+            Ok(Admitted::Queued(hash))
+        }
+    }
+
+    /// Makes room for a ready transaction of `size` bytes from `sender` (who has `pending`
+    /// transactions, `queued` of them behind a gap) by evicting queued transactions: the
+    /// sender's own highest nonces for its cap, then the oldest in all for the pool's. Evicts
+    /// nothing if that would not be enough.
+    fn make_room(&mut self, sender: &Address, pending: usize, queued: usize, size: usize) -> Result<(), AdmitError> {
+        let account_evictions = (pending + 1).saturating_sub(self.config.max_per_account);
+        if account_evictions > queued {
             return Err(AdmitError::Full("this account has too many pending transactions"));
         }
-        let run = self.run(&sender, account.nonce);
-        // Not the account's next executable nonce: it waits behind a gap.
-        let gapped = nonce > account.nonce.saturating_add(run.length as u64);
-        if gapped && self.queued >= self.config.max_queued {
-            return Err(AdmitError::Full("too many transactions waiting behind a nonce gap"));
-        }
-        if self.entries.len() >= self.config.max_txs {
+        if self.entries.len() - self.queued >= self.config.max_txs {
             return Err(AdmitError::Full("too many pending transactions"));
         }
-        if self.bytes + size > self.config.max_bytes {
+        if (self.bytes - self.queued_bytes).saturating_add(size) > self.config.max_bytes {
             return Err(AdmitError::Full("too many pending bytes"));
         }
-        self.arrivals += 1;
-        let arrival = self.arrivals;
-        let nonces = &mut self.accounts.entry(sender).or_insert_with(|| (arrival, BTreeMap::new())).1;
-        nonces.insert(nonce, hash);
-        // Filling the gap at the run's end may join the transactions queued behind it.
-        let length = if gapped { run.length } else { run_length(nonces, account.nonce) };
-        let updated = Run { next: account.nonce, length, queued: nonces.len() - length };
-        self.queued = self.queued - run.queued + updated.queued;
-        self.runs.insert(sender, updated);
-        self.bytes += size;
-        self.entries.insert(hash, Entry { transaction, size, sender });
-        Ok(hash)
+        for _ in 0..account_evictions {
+            // Its highest nonce is queued: the account has queued transactions, and they follow
+            // its run.
+            let highest = self.accounts.get(sender).and_then(|account| account.nonces.last_key_value());
+            let Some((_, hash)) = highest.map(|(nonce, hash)| (*nonce, *hash)) else { break };
+            self.remove(&hash);
+        }
+        while self.entries.len() >= self.config.max_txs || self.bytes.saturating_add(size) > self.config.max_bytes {
+            let Some((_, oldest)) = self.queue.pop_first() else { break };
+            self.remove(&oldest);
+        }
+        Ok(())
+    }
+
+    /// Grows `sender`'s ready run over the pending nonces that follow it, promoting the queued
+    /// ones among them.
+    fn extend_run(&mut self, sender: &Address) {
+        let Some(account) = self.accounts.get_mut(sender) else { return };
+        while let Some(hash) = account.run_end().and_then(|end| account.nonces.get(&end).copied()) {
+            account.ready += 1;
+            if let Some(entry) = self.entries.get_mut(&hash)
+                && entry.queued
+            {
+                entry.queued = false;
+                self.queue.remove(&entry.admission);
+                self.queued -= 1;
+                self.queued_bytes -= entry.size;
+                self.promoted.insert(hash);
+            }
+        }
+    }
+
+    /// Measures `sender`'s run again from its next nonce `next`: drops nonces below it (used),
+    /// promotes what the run now covers and queues what it no longer does (after a transaction
+    /// was dropped from its middle).
+    fn measure(&mut self, sender: &Address, next: u64) {
+        let Some(account) = self.accounts.get(sender) else { return };
+        let used: Vec<Digest> = account.nonces.range(..next).map(|(_, hash)| *hash).collect();
+        for hash in &used {
+            self.remove(hash);
+        }
+        let Some(account) = self.accounts.get_mut(sender) else { return };
+        account.next = next;
+        // The run is the nonces from `next` on up to the first gap; every nonce is `next` or more.
+        let (mut want, mut ready) = (Some(next), 0);
+        for (nonce, hash) in &account.nonces {
+            let in_run = want == Some(*nonce);
+            if in_run {
+                ready += 1;
+                want = nonce.checked_add(1);
+            } else {
+                want = None;
+            }
+            let Some(entry) = self.entries.get_mut(hash) else { continue };
+            if entry.queued != in_run {
+                continue;
+            }
+            entry.queued = !in_run;
+            if in_run {
+                self.queue.remove(&entry.admission);
+                self.queued -= 1;
+                self.queued_bytes -= entry.size;
+                self.promoted.insert(*hash);
+            } else {
+                // Its expiry still counts from its admission.
+                self.queue.insert(entry.admission, *hash);
+                self.queued += 1;
+                self.queued_bytes += entry.size;
+                self.promoted.remove(hash);
+            }
+        }
+        account.ready = ready;
+    }
+
+    /// Removes one transaction with its bookkeeping. Removing a ready one breaks its account's
+    /// run: the caller measures the account again.
+    fn remove(&mut self, hash: &Digest) -> Option<Entry> {
+        let entry = self.entries.remove(hash)?;
+        self.bytes -= entry.size;
+        if entry.queued {
+            self.queue.remove(&entry.admission);
+            self.queued -= 1;
+            self.queued_bytes -= entry.size;
+        }
+        self.promoted.remove(hash);
+        if let Some(account) = self.accounts.get_mut(&entry.sender) {
+            account.nonces.remove(&entry.transaction.transaction.nonce);
+            if account.nonces.is_empty() {
+                self.accounts.remove(&entry.sender);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Drops the transactions still behind a nonce gap [`MempoolConfig::queued_expiry`] after
+    /// their admission. Returns how many. Admission does this too; a node calls it on a timer so
+    /// they also go when nothing arrives.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        while let Some((&(admitted, _), _)) = self.queue.first_key_value() {
+            // Saturating: an `Instant` older than the admission (a caller's clock) expires nothing.
+            if now.saturating_duration_since(admitted) < self.config.queued_expiry {
+                break;
+            }
+            if let Some((_, hash)) = self.queue.pop_first() {
+                self.remove(&hash);
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// The transactions that became ready since the last call (their gap closed, by admission
+    /// or by a block) and are still pending, encoded for gossip in account and nonce order. They
+    /// were not gossiped while queued, so the node gossips them now.
+    pub fn take_promoted(&mut self) -> Vec<Vec<u8>> {
+        let mut promoted: Vec<&Entry> =
+            self.promoted.drain().filter_map(|hash| self.entries.get(&hash)).filter(|entry| !entry.queued).collect();
+        promoted.sort_by_key(|entry| (entry.sender, entry.transaction.transaction.nonce));
+        promoted.into_iter().map(|entry| entry.transaction.encode()).collect()
     }
 
     /// Whether some account's next nonce is pending, so a block would carry a transaction
     /// (transactions waiting behind a nonce gap are not work).
     pub fn has_ready(&self, state: &impl StateReader) -> Result<bool, StoreError> {
-        for (address, (_, nonces)) in &self.accounts {
-            if nonces.contains_key(&read_account(state, address)?.nonce) {
+        for (address, account) in &self.accounts {
+            if account.nonces.contains_key(&read_account(state, address)?.nonce) {
                 return Ok(true);
             }
         }
@@ -262,7 +549,8 @@ impl Mempool {
     }
 
     /// Transactions for the next block: each account's pending transactions from its next nonce
-    /// on, without gaps, accounts taking turns in arrival order, up to the limits.
+    /// (read from `state`) on, without gaps, accounts taking turns in arrival order, up to the
+    /// limits. Never a transaction behind a gap.
     pub fn reap(
         &self,
         state: &impl StateReader,
@@ -270,16 +558,11 @@ impl Mempool {
         max_bytes: usize,
     ) -> Result<Vec<SignedTransaction>, StoreError> {
         let mut queues = Vec::with_capacity(self.accounts.len());
-        for (address, (arrival, nonces)) in &self.accounts {
+        for (address, account) in &self.accounts {
             let next = read_account(state, address)?.nonce;
-            let ready: Vec<&Digest> = nonces
-                .range(next..)
-                .zip(next..)
-                .take_while(|((nonce, _), want)| *nonce == want)
-                .map(|((_, h), _)| h)
-                .collect();
-            if !ready.is_empty() {
-                queues.push((*arrival, ready.into_iter()));
+            let run: Vec<&Digest> = ready_run(&account.nonces, next).collect();
+            if !run.is_empty() {
+                queues.push((account.arrival, run.into_iter()));
             }
         }
         queues.sort_by_key(|(arrival, _)| *arrival);
@@ -304,41 +587,27 @@ impl Mempool {
     }
 
     /// After a block: drops what it committed (nonces now used) and what can no longer
-    /// execute (the signer lost the role). Returns how many were dropped.
+    /// execute (the signer lost the role), and measures every account again (a block may close
+    /// a gap, making queued transactions ready for [`Mempool::take_promoted`]). Returns how many
+    /// were dropped.
     pub fn prune(&mut self, state: &impl StateReader) -> Result<usize, StoreError> {
         let mut dropped = Vec::new();
         let mut next_nonces = Vec::with_capacity(self.accounts.len());
-        for (address, (_, nonces)) in &self.accounts {
+        for (address, pending) in &self.accounts {
             let account = read_account(state, address)?;
             next_nonces.push((*address, account.nonce));
-            for (nonce, hash) in nonces {
-                let role = self.entries[hash].transaction.transaction.payload.required_role();
-                if *nonce < account.nonce || !account.roles.contains(role) {
+            for (nonce, hash) in &pending.nonces {
+                let role = self.entries.get(hash).map(|entry| entry.transaction.transaction.payload.required_role());
+                if *nonce < account.nonce || role.is_none_or(|role| !account.roles.contains(role)) {
                     dropped.push(*hash);
                 }
             }
         }
         for hash in &dropped {
-            if let Some(entry) = self.entries.remove(hash) {
-                self.bytes -= entry.size;
-                if let Some((_, nonces)) = self.accounts.get_mut(&entry.sender) {
-                    nonces.remove(&entry.transaction.transaction.nonce);
-                    if nonces.is_empty() {
-                        self.accounts.remove(&entry.sender);
-                    }
-                }
-            }
+            self.remove(hash);
         }
-        // Blocks moved the accounts' nonces: measure every run again.
-        self.runs.clear();
-        self.queued = 0;
         for (address, next) in next_nonces {
-            if let Some((_, nonces)) = self.accounts.get(&address) {
-                let length = run_length(nonces, next);
-                let run = Run { next, length, queued: nonces.len() - length };
-                self.queued += run.queued;
-                self.runs.insert(address, run);
-            }
+            self.measure(&address, next);
         }
         Ok(dropped.len())
     }

@@ -124,17 +124,7 @@ impl Node {
             driver: driver_handle.clone(),
             network: network.clone(),
         };
-        let limits = rpc::Limits {
-            max_request_bytes: config.rpc.max_request_bytes,
-            max_response_bytes: config.rpc.max_response_bytes,
-            max_batch: config.rpc.max_batch,
-            max_connections: config.rpc.max_connections,
-            max_subscriptions_per_connection: config.rpc.max_subscriptions_per_connection,
-            idle_timeout: config.rpc.idle_timeout,
-            request_body_timeout: config.rpc.request_body_timeout,
-            ws_idle_timeout: config.rpc.ws_idle_timeout,
-            cors_origins: config.rpc.cors_origins.clone(),
-        };
+        let limits = config.rpc.limits(home)?;
         let rpc = rpc::start(config.rpc.listen, limits, Arc::new(backend))
             .await
             .with_context(|| format!("cannot serve JSON-RPC on {}", config.rpc.listen))?;

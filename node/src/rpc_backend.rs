@@ -38,7 +38,7 @@ pub fn submit_error(error: AdmitError) -> SubmitError {
         AdmitError::NonceTooLow { expected, found } => SubmitError::NonceTooLow { expected, found },
         AdmitError::NonceTooHigh { max, found } => SubmitError::NonceTooHigh { max, found },
         AdmitError::Duplicate(_) | AdmitError::NonceTaken(_) => SubmitError::AlreadyPending(message),
-        AdmitError::Full(_) => SubmitError::MempoolFull(message),
+        AdmitError::Full(_) | AdmitError::QueueFull { .. } => SubmitError::MempoolFull(message),
         AdmitError::Store(_) => SubmitError::Unavailable(message),
     }
 }

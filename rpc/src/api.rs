@@ -1,6 +1,7 @@
 //! The API, defined once: jsonrpsee generates the server trait (`SteleApiServer`, implemented
 //! in [`crate::start`]) and the typed Rust client (`SteleApiClient`) from it. Method names are
-//! fixed by the design; docs/rpc.md documents every one.
+//! fixed by the design; docs/rpc.md documents every one. The methods marked `with_extensions`
+//! read the request's response budget from its extensions (the client is the same).
 
 use consensus::{Digest, Height};
 use jsonrpsee::{core::SubscriptionResult, proc_macros::rpc, types::ErrorObjectOwned};
@@ -40,11 +41,12 @@ pub trait SteleApi {
     async fn chain_status(&self) -> RpcResult<ChainStatus>;
 
     /// A committed block, by height or hash, with its certificate and transactions.
-    #[method(name = "chain_getBlock")]
+    #[method(name = "chain_getBlock", with_extensions)]
     async fn chain_get_block(&self, block: BlockId) -> RpcResult<Block>;
 
-    /// Committed blocks `from..=to`, at most [`BLOCKS_PAGE_MAX`] (ask again from the last + 1).
-    #[method(name = "chain_getBlocks")]
+    /// Committed blocks `from..=to`, at most [`BLOCKS_PAGE_MAX`] and at most the request's
+    /// response budget (ask again from the last + 1).
+    #[method(name = "chain_getBlocks", with_extensions)]
     async fn chain_get_blocks(&self, from: Height, to: Height) -> RpcResult<Vec<Block>>;
 
     /// The validator set that certifies `height` (default: the next block).
@@ -76,7 +78,7 @@ pub trait SteleApi {
     /// A self-contained proof that a transaction was committed: the transaction and its receipt
     /// with Merkle paths, the certified header, and every validator-set change since the
     /// genesis, each proven; it verifies offline against the genesis file alone.
-    #[method(name = "tx_getProof")]
+    #[method(name = "tx_getProof", with_extensions)]
     async fn tx_get_proof(&self, hash: Digest) -> RpcResult<TxProofBundle>;
 
     /// An account at a height (default: the head).

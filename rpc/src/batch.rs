@@ -2,6 +2,9 @@
 //! batch of 100 `tx_submit` calls would reach the node as 100 separate admissions, each waiting
 //! for the one before; run together, the node checks them as one batch. Responses keep the
 //! order of the requests.
+//!
+//! It also gives each request its [`ResponseBudget`] (one for a single call, one shared by all
+//! the calls of a batch), which the methods that build large results charge as they go.
 
 use std::future::Future;
 
@@ -10,6 +13,8 @@ use jsonrpsee::{
     core::server::{BatchResponseBuilder, MethodResponse},
     server::middleware::rpc::{Batch, BatchEntry, Notification, Request, RpcServiceT},
 };
+
+use crate::budget::ResponseBudget;
 
 /// The RPC middleware (wrap the server's service with it).
 #[derive(Clone, Debug)]
@@ -40,13 +45,26 @@ where
     type BatchResponse = MethodResponse;
     type NotificationResponse = MethodResponse;
 
-    fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+    fn call<'a>(&self, mut request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let budget = ResponseBudget::for_calls(self.max_response_bytes, std::iter::once(&request.id));
+        request.extensions_mut().insert(budget);
         self.service.call(request)
     }
 
-    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+    fn batch<'a>(&self, mut batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let service = self.service.clone();
         let limit = self.max_response_bytes;
+        // One budget for the whole batch: its responses are sent (and limited) as one.
+        let ids = batch.iter().filter_map(|entry| match entry {
+            Ok(BatchEntry::Call(request)) => Some(&request.id),
+            _ => None,
+        });
+        let budget = ResponseBudget::for_calls(limit, ids);
+        for entry in batch.iter_mut() {
+            if let Ok(BatchEntry::Call(request)) = entry {
+                request.extensions_mut().insert(budget.clone());
+            }
+        }
         async move {
             let calls = batch.into_iter().map(|entry| {
                 let service = service.clone();

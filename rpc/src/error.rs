@@ -10,6 +10,9 @@ use crate::SubmitError;
 
 /// Params that do not parse (wrong type, bad hex, out of range).
 pub const INVALID_PARAMS: i32 = -32602;
+/// A response over `rpc.max_response_bytes`, or over what is left of the request's response
+/// budget (jsonrpsee's code for an oversized response).
+pub const RESPONSE_TOO_LARGE: i32 = -32008;
 /// A transaction that is not hex or not a transaction's encoding.
 pub const MALFORMED_TRANSACTION: i32 = 1001;
 /// A transaction whose signature does not verify.
@@ -37,6 +40,9 @@ pub const TIMEOUT: i32 = 1012;
 /// The node cannot serve this now (shutting down, storage failure, or the stored value is
 /// damaged: the store's read checks refuse it rather than serve it).
 pub const UNAVAILABLE: i32 = 1013;
+/// A submission without the bearer token this node requires (`rpc.submit_token_file`), or with
+/// another token.
+pub const UNAUTHORIZED: i32 = 1014;
 
 /// An error with a code and a plain message.
 pub fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {

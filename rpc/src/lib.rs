@@ -4,15 +4,22 @@
 //! Depends on `ledger` and `consensus` for the types it serves; never on the node or
 //! networking. The API is one trait ([`api::SteleApiServer`] / [`api::SteleApiClient`]), so the
 //! server and the Rust client cannot drift; [`error`] is the one place that maps failures to
-//! JSON-RPC codes.
+//! JSON-RPC codes. Every request passes the access rules of [`access`] (origin, host, submit
+//! token) before any method runs; every store read runs on the blocking pool, bounded; every
+//! large result is built within the request's response budget.
 
+pub mod access;
 pub mod api;
 mod backend;
 mod batch;
+mod budget;
 pub mod error;
+mod methods;
 pub mod openrpc;
 mod server;
 pub mod types;
 
+pub use access::{SubmitToken, TokenError};
 pub use backend::{Backend, EvidenceRecord, NodeStatus, Peer, SubmitError};
-pub use server::{Limits, RpcServer, module, start};
+pub use methods::{MAX_RESPONSE_BYTES_DEFAULT, READ_THREADS_DEFAULT, module};
+pub use server::{Limits, RpcServer, start};

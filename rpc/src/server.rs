@@ -1,5 +1,5 @@
-//! The server: [`SteleApiServer`] over a [`Backend`], on one port for HTTP/1.1 and WebSocket,
-//! with every limit set.
+//! The server: the API's methods ([`crate::methods`]) over a [`Backend`], on one port for
+//! HTTP/1.1 and WebSocket, with every limit and access rule ([`crate::access`]) set.
 //!
 //! The accept loop is ours rather than jsonrpsee's because jsonrpsee counts `max_connections`
 //! per HTTP request in flight, not per TCP connection, and serves connections without a timer:
@@ -16,35 +16,24 @@ use std::{
         atomic::{AtomicU8, Ordering},
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use consensus::{Digest, Height};
 use hyper::body::{Bytes, Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use jsonrpsee::{
-    PendingSubscriptionSink,
-    core::{SubscriptionResult, async_trait},
-    server::{
-        BatchRequestConfig, HttpBody, HttpResponse, PingConfig, Server, ServerConfig, ServerHandle,
-        middleware::rpc::RpcServiceBuilder, stop_channel,
-    },
+use jsonrpsee::server::{
+    BatchRequestConfig, HttpBody, HttpResponse, PingConfig, Server, ServerConfig, ServerHandle,
+    middleware::rpc::RpcServiceBuilder, stop_channel,
 };
-use ledger::{Address, BlockReader, CertifiedBlock, Role, StateHistory, state::keys};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, broadcast::error::RecvError},
+    sync::{OwnedSemaphorePermit, Semaphore},
 };
 
 use crate::{
-    Backend, SubmitError,
-    api::{BLOCKS_PAGE_MAX, ProofTarget, RpcResult, SUBMIT_WAIT_MAX_MS, SteleApiServer},
-    error::{self, invalid_params, not_found, unavailable},
-    types::{
-        Account, Block, BlockId, ChainStatus, Evidence, EvidenceKind, EvidenceVote, Header, PeerInfo, Receipt, Record,
-        StateProof, Tx, TxProofBundle, TxState, TxStatus, Validators, from_hex, to_hex,
-    },
+    Backend,
+    access::{AccessLayer, SubmitGate, SubmitToken},
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -70,8 +59,16 @@ pub struct Limits {
     /// A WebSocket that neither sends anything nor answers the server's pings for this long is
     /// closed (pings go out every half of it).
     pub ws_idle_timeout: Duration,
-    /// Browser origins allowed by CORS (`https://app.example`); empty allows none.
+    /// Browser origins allowed by CORS (`https://app.example`); empty allows none. A request
+    /// from any other origin (any `Origin` header, a WebSocket upgrade included) gets a 403.
     pub cors_origins: Vec<String>,
+    /// Host names a request's `Host` may name besides IP addresses and `localhost` (others get
+    /// a 403: DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// The bearer token `tx_submit` and `tx_submitAndWait` need; `None`: anyone may submit.
+    pub submit_token: Option<SubmitToken>,
+    /// Most store reads at once, each on a thread of the blocking pool.
+    pub read_threads: usize,
 }
 
 /// CORS for the allowed origins; `None` (no CORS headers, so browsers refuse cross-origin
@@ -92,7 +89,7 @@ fn cors(origins: &[String]) -> std::io::Result<Option<tower_http::cors::CorsLaye
         tower_http::cors::CorsLayer::new()
             .allow_origin(tower_http::cors::AllowOrigin::list(origins))
             .allow_methods([http::Method::POST])
-            .allow_headers([http::header::CONTENT_TYPE]),
+            .allow_headers([http::header::CONTENT_TYPE, http::header::AUTHORIZATION]),
     ))
 }
 
@@ -128,10 +125,15 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
         .build();
     let guard =
         RequestGuardLayer { max_request_bytes: limits.max_request_bytes, body_timeout: limits.request_body_timeout };
-    let middleware = tower::ServiceBuilder::new().option_layer(cors(&limits.cors_origins)?).layer(guard);
+    let token_required = limits.submit_token.is_some();
+    let access = AccessLayer::new(&limits.cors_origins, &limits.allowed_hosts, limits.submit_token.clone());
+    // Access first: a refused request gets its 403 before CORS or the body is looked at.
+    let middleware = tower::ServiceBuilder::new().layer(access).option_layer(cors(&limits.cors_origins)?).layer(guard);
     let max_response_bytes = limits.max_response_bytes as usize;
+    // The gate sits inside the batch layer, so it sees each call of a batch on its own.
     let rpc_middleware = RpcServiceBuilder::new()
-        .layer_fn(move |service| crate::batch::ConcurrentBatch::new(service, max_response_bytes));
+        .layer_fn(move |service| crate::batch::ConcurrentBatch::new(service, max_response_bytes))
+        .layer_fn(move |service| SubmitGate::new(service, token_required));
     let services = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)
@@ -139,7 +141,8 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
         .to_service_builder();
     let listener = TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
-    let methods: jsonrpsee::Methods = module(backend).into();
+    let methods: jsonrpsee::Methods =
+        crate::methods::module_with(backend, limits.read_threads, max_response_bytes).into();
     let (stop, handle) = stop_channel();
     let open = Arc::new(Semaphore::new(limits.max_connections as usize));
     let idle_timeout = limits.idle_timeout;
@@ -374,304 +377,5 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Every method over `backend`, plus `rpc.discover` (the OpenRPC document).
-pub fn module<B: Backend>(backend: Arc<B>) -> jsonrpsee::RpcModule<()> {
-    let mut module = jsonrpsee::RpcModule::new(());
-    module.merge(LedgerApi { backend }.into_rpc()).expect("the API's method names are distinct");
-    let document = crate::openrpc::document();
-    module.register_method("rpc.discover", move |_, _, _| document.clone()).expect("rpc.discover is not an API method");
-    module
-}
-
-/// The API over a backend.
-struct LedgerApi<B> {
-    backend: Arc<B>,
-}
-
-fn block_json(certified: &CertifiedBlock) -> Block {
-    let block = &certified.block;
-    Block {
-        header: Header::new(&block.header, block.transactions.len()),
-        certificate: certified.certificate.clone(),
-        transactions: block.transactions.iter().map(Tx::new).collect(),
-    }
-}
-
-impl<B: Backend> LedgerApi<B> {
-    fn store(&self) -> &B::Store {
-        self.backend.store()
-    }
-
-    fn head(&self) -> RpcResult<Height> {
-        Ok(self.store().head().map_err(unavailable)?.height)
-    }
-
-    /// `height`, or the head; refuses heights above the head.
-    fn at(&self, height: Option<Height>) -> RpcResult<Height> {
-        let head = self.head()?;
-        match height {
-            None => Ok(head),
-            Some(height) if height <= head => Ok(height),
-            Some(height) => Err(not_found(format!("height {height} is above the head {head}"))),
-        }
-    }
-
-    fn block_at(&self, height: Height) -> RpcResult<CertifiedBlock> {
-        if height == 0 {
-            return Err(not_found("height 0 is the genesis header; blocks start at 1"));
-        }
-        self.store()
-            .block(height)
-            .map_err(unavailable)?
-            .ok_or_else(|| not_found(format!("no block at height {height}")))
-    }
-
-    async fn tx_status(&self, hash: Digest) -> RpcResult<TxStatus> {
-        if let Some(location) = self.store().tx_location(&hash).map_err(unavailable)? {
-            let receipt = self
-                .store()
-                .receipts(location.height)
-                .map_err(unavailable)?
-                .and_then(|receipts| receipts.get(location.index as usize).map(Receipt::from));
-            return Ok(TxStatus {
-                hash,
-                status: TxState::Committed,
-                height: Some(location.height),
-                index: Some(location.index),
-                receipt,
-            });
-        }
-        let status = if self.backend.is_pending(hash).await { TxState::Pending } else { TxState::Unknown };
-        Ok(TxStatus { hash, status, height: None, index: None, receipt: None })
-    }
-
-    fn state_value(&self, key: &[u8], height: Height) -> RpcResult<Option<Vec<u8>>> {
-        self.store().state_at(key, height).map_err(unavailable)
-    }
-}
-
-#[async_trait]
-impl<B: Backend> SteleApiServer for LedgerApi<B> {
-    async fn chain_status(&self) -> RpcResult<ChainStatus> {
-        let head = self.store().head().map_err(unavailable)?;
-        let status = self.backend.status().await;
-        Ok(ChainStatus {
-            chain_id: head.chain_id.clone(),
-            genesis_hash: self.backend.genesis_hash(),
-            height: head.height,
-            head_hash: head.hash(),
-            state_root: head.state_root,
-            timestamp_ms: head.timestamp_ms,
-            view: status.view,
-            role: if status.validator { "validator" } else { "observer" }.to_string(),
-            peers: status.peers,
-            syncing: status.syncing,
-            mempool_txs: status.mempool_txs,
-        })
-    }
-
-    async fn chain_get_block(&self, block: BlockId) -> RpcResult<Block> {
-        let height = match block {
-            BlockId::Height(height) => height,
-            BlockId::Hash(hash) => self
-                .store()
-                .height_of(&hash)
-                .map_err(unavailable)?
-                .ok_or_else(|| not_found(format!("no block with hash {hash}")))?,
-        };
-        Ok(block_json(&self.block_at(height)?))
-    }
-
-    async fn chain_get_blocks(&self, from: Height, to: Height) -> RpcResult<Vec<Block>> {
-        if from == 0 || to < from {
-            return Err(invalid_params(format!("need 1 <= from <= to, got from {from}, to {to}")));
-        }
-        let last = to.min(from.saturating_add(BLOCKS_PAGE_MAX - 1)).min(self.head()?);
-        (from..=last).map(|height| self.block_at(height).map(|block| block_json(&block))).collect()
-    }
-
-    async fn chain_get_validators(&self, height: Option<Height>) -> RpcResult<Validators> {
-        let head = self.head()?;
-        let height = height.unwrap_or(head + 1);
-        if height > head + 1 {
-            return Err(not_found(format!("the validator set of height {height} is not known yet (head {head})")));
-        }
-        let schedule = self.store().validator_schedule_at(height.saturating_sub(1)).map_err(unavailable)?;
-        let set = schedule.set_at(height).map_err(unavailable)?;
-        Ok(Validators {
-            height,
-            quorum: set.quorum(),
-            max_faulty: set.max_faulty(),
-            digest: set.digest(),
-            validators: schedule.validators_at(height).to_vec(),
-        })
-    }
-
-    async fn chain_get_evidence(&self) -> RpcResult<Vec<Evidence>> {
-        let chain_id = self.store().head().map_err(unavailable)?.chain_id;
-        let records = self.backend.evidence().map_err(unavailable)?;
-        Ok(records
-            .iter()
-            .filter_map(|record| {
-                let vote = record.first.vote;
-                Some(Evidence {
-                    kind: EvidenceKind::of(vote.kind)?,
-                    validator: record.first.validator,
-                    public_key: record.public_key,
-                    height: vote.height,
-                    view: vote.view,
-                    first: EvidenceVote::new(&chain_id, &record.first),
-                    second: EvidenceVote::new(&chain_id, &record.second),
-                    seen_at_ms: record.seen_at_ms,
-                    reported_by: record.peer.clone(),
-                })
-            })
-            .collect())
-    }
-
-    async fn chain_subscribe_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
-        let mut blocks = self.backend.subscribe();
-        let sink = pending.accept().await?;
-        loop {
-            tokio::select! {
-                _ = sink.closed() => break,
-                received = blocks.recv() => match received {
-                    Ok(block) => {
-                        let header = Header::new(&block.block.header, block.block.transactions.len());
-                        let message = serde_json::value::to_raw_value(&header)?;
-                        if sink.send(message).await.is_err() {
-                            break;
-                        }
-                    }
-                    // A subscriber too slow to keep up is dropped rather than silently missing
-                    // blocks; it can resubscribe and fetch the gap with chain_getBlocks.
-                    Err(RecvError::Lagged(missed)) => {
-                        return Err(format!("subscriber fell behind by {missed} blocks; resubscribe").into());
-                    }
-                    Err(RecvError::Closed) => break,
-                },
-            }
-        }
-        Ok(())
-    }
-
-    async fn tx_submit(&self, transaction: String) -> RpcResult<Digest> {
-        let bytes = from_hex(&transaction).map_err(SubmitError::Malformed)?;
-        Ok(self.backend.submit(bytes).await?)
-    }
-
-    async fn tx_submit_and_wait(&self, transaction: String, timeout_ms: Option<u64>) -> RpcResult<TxStatus> {
-        let timeout = Duration::from_millis(timeout_ms.unwrap_or(SUBMIT_WAIT_MAX_MS).min(SUBMIT_WAIT_MAX_MS));
-        let bytes = from_hex(&transaction).map_err(SubmitError::Malformed)?;
-        // Subscribe before submitting so the commit cannot slip between the two.
-        let mut blocks = self.backend.subscribe();
-        let hash = match self.backend.submit(bytes.clone()).await {
-            Ok(hash) => hash,
-            // Submitted before (by this client or gossip): wait for it like a fresh one.
-            Err(SubmitError::AlreadyPending(_)) => {
-                let hash = Digest::of(&bytes);
-                if !self.backend.is_pending(hash).await {
-                    return Err(SubmitError::AlreadyPending("another transaction has this nonce".into()).into());
-                }
-                hash
-            }
-            Err(failure) => return Err(failure.into()),
-        };
-        let deadline = Instant::now() + timeout;
-        loop {
-            let status = self.tx_status(hash).await?;
-            if status.status == TxState::Committed {
-                return Ok(status);
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, blocks.recv()).await {
-                Err(_) => {
-                    return Err(error::error(
-                        error::TIMEOUT,
-                        format!("transaction {hash} not committed within {} ms; ask tx_get later", timeout.as_millis()),
-                    ));
-                }
-                Ok(Err(RecvError::Closed)) => return Err(unavailable("the node is shutting down")),
-                Ok(Ok(_) | Err(RecvError::Lagged(_))) => {}
-            }
-        }
-    }
-
-    async fn tx_get(&self, hash: Digest) -> RpcResult<TxStatus> {
-        self.tx_status(hash).await
-    }
-
-    async fn tx_get_proof(&self, hash: Digest) -> RpcResult<TxProofBundle> {
-        let proof = ledger::proof::build_tx_proof(self.store(), &hash)
-            .map_err(unavailable)?
-            .ok_or_else(|| not_found(format!("transaction {hash} is not committed")))?;
-        Ok(TxProofBundle {
-            chain_id: proof.block.header.chain_id.clone(),
-            tx_hash: hash,
-            height: proof.block.header.height,
-            index: proof.included.tx_proof.index,
-            validator_changes: proof.validator_changes.len(),
-            proof: to_hex(&proof.encode()),
-        })
-    }
-
-    async fn state_get_account(&self, address: Address, height: Option<Height>) -> RpcResult<Account> {
-        let height = self.at(height)?;
-        let account: ledger::Account = match self.state_value(&keys::account(&address), height)? {
-            Some(bytes) => borsh::from_slice(&bytes).map_err(unavailable)?,
-            None => ledger::Account::default(),
-        };
-        Ok(Account {
-            address,
-            balance: account.balance,
-            nonce: account.nonce,
-            roles: Role::ALL.into_iter().filter(|role| account.roles.contains(*role)).collect(),
-            height,
-        })
-    }
-
-    async fn state_get_record(&self, key: String, height: Option<Height>) -> RpcResult<Record> {
-        let height = self.at(height)?;
-        let key = from_hex(&key).map_err(|error| invalid_params(format!("key: {error}")))?;
-        let value = self.state_value(&keys::record(&key), height)?;
-        Ok(Record { key: to_hex(&key), value: value.as_deref().map(to_hex), height })
-    }
-
-    async fn state_get_proof(&self, target: ProofTarget, height: Option<Height>) -> RpcResult<StateProof> {
-        let height = self.at(height)?;
-        let state_key = match &target {
-            ProofTarget::Account(address) => keys::account(address),
-            ProofTarget::Record(key) => {
-                keys::record(&from_hex(key).map_err(|error| invalid_params(format!("record: {error}")))?)
-            }
-        };
-        let proof = self.store().state_proof(&state_key, height).map_err(unavailable)?;
-        let header = self
-            .store()
-            .header(height)
-            .map_err(unavailable)?
-            .ok_or_else(|| not_found(format!("no header at height {height}")))?;
-        let certified = if height == 0 { None } else { Some(self.block_at(height)?) };
-        Ok(StateProof {
-            state_key: to_hex(&state_key),
-            value: proof.value.as_deref().map(to_hex),
-            height,
-            header: Header::new(&header, certified.as_ref().map_or(0, |block| block.block.transactions.len())),
-            certificate: certified.map(|block| block.certificate),
-            proof: to_hex(&borsh::to_vec(&proof).map_err(unavailable)?),
-        })
-    }
-
-    async fn net_peers(&self) -> RpcResult<Vec<PeerInfo>> {
-        Ok(self
-            .backend
-            .peers()
-            .await
-            .into_iter()
-            .map(|peer| PeerInfo { peer_id: peer.peer_id, address: peer.address, score: peer.score })
-            .collect())
     }
 }

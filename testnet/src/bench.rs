@@ -93,9 +93,16 @@ fn launch_error(what: impl std::fmt::Display) -> Error {
     Error::Launch(what.to_string())
 }
 
+/// A client of `url`; it carries the submit token in `$STELE_RPC_TOKEN`, if set, for nodes that
+/// require one (`rpc.submit_token_file`).
 fn http(url: &str) -> Result<HttpClient, Error> {
-    HttpClientBuilder::default()
-        .max_response_size(512 * 1024 * 1024)
+    let mut builder = HttpClientBuilder::default().max_response_size(512 * 1024 * 1024);
+    if let Some(token) = std::env::var(rpc::access::TOKEN_ENV).ok().filter(|token| !token.trim().is_empty()) {
+        let headers = rpc::access::bearer_headers(&token)
+            .map_err(|error| launch_error(format!("${}: {error}", rpc::access::TOKEN_ENV)))?;
+        builder = builder.set_headers(headers);
+    }
+    builder
         .request_timeout(Duration::from_secs(120))
         .build(url)
         .map_err(|error| launch_error(format!("{url}: {error}")))
@@ -175,6 +182,20 @@ pub async fn run(spec: &BenchSpec) -> Result<BenchReport, Error> {
             .tx_submit_and_wait(last.hex.clone(), Some(60_000))
             .await
             .map_err(|error| launch_error(format!("funding: {error}")))?;
+    }
+    // Every node must have committed the funding before it is sent transfers: one that lags by a
+    // block would refuse them (the senders would lack the transact role there).
+    let funded_nonce = funder_nonce + setup.len() as u64;
+    let funding_deadline = tokio::time::Instant::now() + spec.timeout;
+    for client in &clients {
+        while client.state_get_account(Address::of(&spec.funder.public_key()), None).await.map_err(launch_error)?.nonce
+            < funded_nonce
+        {
+            if tokio::time::Instant::now() >= funding_deadline {
+                return Err(launch_error("funding: not committed on every node in time".to_string()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     // Pre-signed and encoded before the clock starts: per node, its senders' transfers in nonce

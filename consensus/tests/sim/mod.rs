@@ -2,7 +2,9 @@
 //! with a virtual clock and a virtual network (delays, drops, duplicates, reordering,
 //! partitions that heal, crashes with restart from the persisted safety state only) and
 //! Byzantine validators (equivocating leaders, double voters, Twins, silent ones, garbage and
-//! wrongly-signed messages). The same scenario and seed replay the same run exactly.
+//! wrongly-signed messages), and skewed clocks (a value proposed by a leader whose clock runs
+//! ahead is too early for a while on the others). The same scenario and seed replay the same
+//! run exactly.
 
 pub mod invariants;
 
@@ -10,7 +12,7 @@ use std::collections::BTreeMap;
 
 use consensus::{
     ChainId, CommitCertificate, Config, Digest, Height, Input, Message, Output, Replica, SafetyState, SignedVote,
-    SigningKey, Timer, ValidatorIndex, ValidatorSet, Vote, VoteKind,
+    SigningKey, Timer, ValidatorIndex, ValidatorSet, Verdict, Vote, VoteKind,
 };
 use invariants::{Agreement, Certificates, NoHonestDoubleSign, Validity, Violation};
 
@@ -57,6 +59,10 @@ pub struct Scenario {
     pub heights_after_gst: u64,
     /// ...within this much virtual time.
     pub liveness_deadline_ms: u64,
+    /// Each process's clock runs ahead by a random amount up to this: a value is too early
+    /// (`Verdict::NotYet`) for a process whose clock is behind its proposer's, until it catches
+    /// up, when its driver checks it again. 0: clocks agree.
+    pub clock_skew_ms: u64,
 }
 
 impl Scenario {
@@ -90,6 +96,8 @@ struct Process {
     last_certificate: Option<CommitCertificate>,
     next_height: Height,
     side: bool,
+    /// How far this process's clock runs ahead of virtual time.
+    clock_ahead_ms: u64,
 }
 
 impl Process {
@@ -142,6 +150,8 @@ pub struct Simulation {
     recent: Vec<Vec<u8>>,
     liveness_target: Option<Height>,
     verified: std::collections::HashMap<Digest, Result<consensus::Verified<Message>, consensus::MessageError>>,
+    /// When each value was proposed and by which process (for its timestamp).
+    proposed_at: std::collections::HashMap<Digest, (u64, usize)>,
 }
 
 impl Simulation {
@@ -167,6 +177,7 @@ impl Simulation {
                     last_certificate: None,
                     next_height: 1,
                     side: copy == 1,
+                    clock_ahead_ms: 0,
                 });
             }
         }
@@ -194,6 +205,7 @@ impl Simulation {
             recent: Vec::new(),
             liveness_target: None,
             verified: std::collections::HashMap::new(),
+            proposed_at: std::collections::HashMap::new(),
         }
     }
 
@@ -212,6 +224,11 @@ impl Simulation {
     }
 
     fn boot(&mut self) {
+        if self.scenario.clock_skew_ms > 0 {
+            for process in 0..self.processes.len() {
+                self.processes[process].clock_ahead_ms = self.rng.u64(0..=self.scenario.clock_skew_ms);
+            }
+        }
         for process in 0..self.processes.len() {
             if self.processes[process].behaviour != Some(Behaviour::Silent) {
                 self.start(process);
@@ -436,13 +453,29 @@ impl Simulation {
                         &self.proposals.to_le_bytes(),
                     ]);
                     self.validity.proposed(digest);
+                    self.proposed_at.insert(digest, (self.now, process));
                     let input = Input::ProposalReady { height, view, digest };
                     self.schedule(1, Event::Drive { process, incarnation, input });
                 }
                 Output::ValidateValue { height, digest, .. } => {
-                    let valid = self.validity.is_proposed(&digest);
-                    let input = Input::ValueValidated { height, digest, valid };
                     let after = self.rng.u64(1..=5);
+                    // The value's timestamp is its proposer's clock; this process accepts it
+                    // once its own clock reads as much.
+                    let acceptable_at = self.proposed_at.get(&digest).map(|(at, proposer)| {
+                        let ahead = self.processes[*proposer].clock_ahead_ms;
+                        (at + ahead).saturating_sub(self.processes[process].clock_ahead_ms)
+                    });
+                    let verdict = match acceptable_at {
+                        _ if !self.validity.is_proposed(&digest) => Verdict::Invalid,
+                        Some(at) if self.now + after < at => {
+                            // The driver checks it again when its clock gets there, unasked.
+                            let input = Input::ValueValidated { height, digest, verdict: Verdict::Valid };
+                            self.schedule_at(at, Event::Drive { process, incarnation, input });
+                            Verdict::NotYet
+                        }
+                        _ => Verdict::Valid,
+                    };
+                    let input = Input::ValueValidated { height, digest, verdict };
                     self.schedule(after, Event::Drive { process, incarnation, input });
                 }
                 Output::Decide(certificate) => self.decide(process, certificate),

@@ -177,6 +177,37 @@ pub trait BlockReader {
     fn height_of(&self, hash: &Digest) -> Result<Option<Height>, StoreError>;
     /// Where a transaction was committed.
     fn tx_location(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, StoreError>;
+
+    /// The heights from 1 to `up_to` (at most the head) whose header names another validator
+    /// set than the header before it, in increasing order: where each validator-set change
+    /// took effect.
+    ///
+    /// The default reads every header up to `up_to`; [`RocksStore`] answers from an index
+    /// written with each block instead.
+    fn validator_set_changes(&self, up_to: Height) -> Result<Vec<Height>, StoreError>
+    where
+        Self: Sized,
+    {
+        scan_validator_set_changes(self, up_to)
+    }
+}
+
+/// [`BlockReader::validator_set_changes`] by reading every header from the genesis.
+pub(crate) fn scan_validator_set_changes(store: &impl BlockReader, up_to: Height) -> Result<Vec<Height>, StoreError> {
+    let up_to = up_to.min(store.head()?.height);
+    let header = |height: Height| {
+        store.header(height)?.ok_or_else(|| StoreError::Inconsistent(format!("no header at height {height}")))
+    };
+    let mut previous = header(0)?.validator_set_digest;
+    let mut changes = Vec::new();
+    for height in 1..=up_to {
+        let digest = header(height)?.validator_set_digest;
+        if digest != previous {
+            changes.push(height);
+            previous = digest;
+        }
+    }
+    Ok(changes)
 }
 
 /// Appends to the chain.

@@ -87,6 +87,9 @@ impl RocksStore {
         // and reports damage block by block instead.
         if !options.read_only {
             store.check_head(genesis)?;
+            if !store.validator_changes_indexed()? {
+                store.index_validator_changes()?;
+            }
         }
         Ok(store)
     }
@@ -134,6 +137,8 @@ impl RocksStore {
         batch.put_cf(meta, schema::META_GENESIS_HASH, genesis.hash().0);
         batch.put_cf(meta, schema::META_SCHEMA, schema::SCHEMA_VERSION.to_be_bytes());
         batch.put_cf(meta, schema::META_HEAD, schema::height_key(0));
+        // No block yet, so no change yet: the index is complete from the start.
+        batch.put_cf(meta, schema::META_VALIDATOR_CHANGES, []);
         crash_point(failpoint::INITIALISE_BEFORE_WRITE);
         self.write(batch)?;
         crash_point(failpoint::INITIALISE_AFTER_WRITE);
@@ -440,6 +445,28 @@ impl RocksStore {
         Ok(pieces)
     }
 
+    /// Whether [`schema::VALIDATOR_CHANGES`] is complete (a database written before it existed,
+    /// opened read-only, has no index and is scanned instead).
+    fn validator_changes_indexed(&self) -> Result<bool, StoreError> {
+        Ok(self.db.cf_handle(schema::VALIDATOR_CHANGES).is_some()
+            && self.get_raw(schema::META, schema::META_VALIDATOR_CHANGES)?.is_some())
+    }
+
+    /// Indexes every validator-set change up to the head in one write, once, for a database
+    /// from before the index (one header read per height).
+    fn index_validator_changes(&self) -> Result<(), StoreError> {
+        let head = self.head_height()?;
+        let changes = super::scan_validator_set_changes(self, head)?;
+        let column = self.cf(schema::VALIDATOR_CHANGES)?;
+        let mut batch = WriteBatch::default();
+        for height in &changes {
+            batch.put_cf(column, schema::height_key(*height), []);
+        }
+        batch.put_cf(self.cf(schema::META)?, schema::META_VALIDATOR_CHANGES, []);
+        self.write(batch)?;
+        Ok(())
+    }
+
     /// Whether the header at `height` exists and is at or below the head; reads above the head
     /// never see a write that was not committed with its head update.
     fn visible(&self, height: Height) -> Result<bool, StoreError> {
@@ -537,12 +564,44 @@ impl BlockReader for RocksStore {
             }),
         }
     }
+
+    /// From [`schema::VALIDATOR_CHANGES`]: two header reads per change instead of one per height.
+    /// Each entry is checked against the headers on either side, so a damaged entry is an error;
+    /// a missing one would leave a proof that fails to verify, never one that verifies wrongly.
+    fn validator_set_changes(&self, up_to: Height) -> Result<Vec<Height>, StoreError> {
+        if !self.validator_changes_indexed()? {
+            return super::scan_validator_set_changes(self, up_to);
+        }
+        let up_to = up_to.min(self.head_height()?);
+        let mut changes = Vec::new();
+        for entry in self.db.iterator_cf(self.cf(schema::VALIDATOR_CHANGES)?, IteratorMode::Start) {
+            let (key, _) = entry?;
+            let corrupt = |reason: &str| StoreError::Corrupt {
+                column: schema::VALIDATOR_CHANGES,
+                key: consensus::hex::encode(&key),
+                reason: reason.to_string(),
+            };
+            let height = <[u8; 8]>::try_from(key.as_ref())
+                .map(Height::from_be_bytes)
+                .map_err(|_| corrupt("not an 8-byte height"))?;
+            if height > up_to {
+                break;
+            }
+            let digest = |height| self.checked_header(height).map(|header| header.map(|h| h.validator_set_digest));
+            match (height.checked_sub(1).map(digest).transpose()?, digest(height)?) {
+                (Some(Some(before)), Some(after)) if before != after => changes.push(height),
+                _ => return Err(corrupt("marks a height where the validator set does not change")),
+            }
+        }
+        Ok(changes)
+    }
 }
 
 impl BlockWriter for RocksStore {
     fn commit(&self, block: &Block, certificate: &CommitCertificate, execution: Execution) -> Result<(), StoreError> {
         let header = &block.header;
-        super::check_commit(&self.head()?, block, certificate, &execution)?;
+        let head = self.head()?;
+        super::check_commit(&head, block, certificate, &execution)?;
         let hash = header.hash();
         let key = schema::height_key(header.height);
         let mut batch = WriteBatch::default();
@@ -555,6 +614,9 @@ impl BlockWriter for RocksStore {
         for (index, tx_hash) in execution.tx_hashes.iter().enumerate() {
             let location = TxLocation { height: header.height, index: index as u32 };
             batch.put_cf(tx_index, tx_hash.0, encode(&location));
+        }
+        if header.validator_set_digest != head.validator_set_digest {
+            batch.put_cf(self.cf(schema::VALIDATOR_CHANGES)?, key, []);
         }
         self.put_state_writes(&mut batch, &execution.writes, &execution.tree_update)?;
         // The head moves in the same batch: a crash leaves either all of this block or none.

@@ -358,3 +358,115 @@ mod read_checks {
         assert!(FAILPOINTS.iter().all(|name| name.starts_with("store::")), "{FAILPOINTS:?}");
     }
 }
+
+mod validator_change_index {
+    use consensus::CommitCertificate;
+
+    use super::*;
+    use crate::{Payload, Transaction, build_block};
+
+    fn admin() -> SigningKey {
+        SigningKey::from_seed([60; 32])
+    }
+
+    fn newcomer() -> SigningKey {
+        SigningKey::from_seed([61; 32])
+    }
+
+    fn with_admin() -> Genesis {
+        let mut genesis = genesis();
+        genesis.accounts.push(GenesisAccount {
+            address: Address::of(&admin().public_key()),
+            balance: 0,
+            roles: Role::ALL.to_vec(),
+        });
+        genesis
+    }
+
+    /// Commits `blocks` blocks; the first adds a validator (in force from height 1 +
+    /// `validator_change_delay`), the others are empty.
+    fn chain(store: &RocksStore, blocks: u64) {
+        let mut keys: Vec<SigningKey> = (0..4u8).map(|i| SigningKey::from_seed([i + 1; 32])).collect();
+        keys.push(newcomer());
+        for height in 1..=blocks {
+            let transactions = if height == 1 {
+                let validator =
+                    ValidatorInfo { name: "v4".into(), public_key: newcomer().public_key(), peer_id: "peer4".into() };
+                let payload = Payload::AddValidator { validator };
+                vec![
+                    Transaction { chain_id: genesis().chain_id, signer: admin().public_key(), nonce: 0, payload }
+                        .sign(&admin()),
+                ]
+            } else {
+                Vec::new()
+            };
+            let head = store.head().expect("head");
+            let (block, execution) =
+                build_block(store, &head, keys[0].public_key(), head.timestamp_ms + 10, transactions).expect("valid");
+            let set = store.validator_set_for(height).expect("set");
+            let signers: Vec<(u32, &SigningKey)> = set
+                .members()
+                .iter()
+                .take(set.quorum())
+                .enumerate()
+                .map(|(index, member)| {
+                    (index as u32, keys.iter().find(|key| key.public_key() == *member).expect("key"))
+                })
+                .collect();
+            let certificate = CommitCertificate::sign(&genesis().chain_id, height, 0, block.hash(), &signers);
+            store.commit(&block, &certificate, execution).expect("commit");
+        }
+    }
+
+    fn reopen(dir: &tempfile::TempDir, read_only: bool) -> RocksStore {
+        RocksStore::open(dir.path(), &with_admin(), StoreOptions { sync_writes: true, read_only }).expect("open")
+    }
+
+    #[test]
+    fn the_index_answers_what_a_scan_of_every_header_does() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = reopen(&dir, false);
+        chain(&store, 6);
+        let in_force = 1 + with_admin().params.validator_change_delay;
+        assert!(store.validator_changes_indexed().expect("read"));
+        assert_eq!(store.validator_set_changes(6).expect("read"), vec![in_force]);
+        assert_eq!(crate::store::scan_validator_set_changes(&store, 6).expect("scan"), vec![in_force]);
+        assert_eq!(store.validator_set_changes(in_force - 1).expect("read"), Vec::<Height>::new());
+        // Past the head: up to the head.
+        assert_eq!(store.validator_set_changes(1_000).expect("read"), vec![in_force]);
+        drop(store);
+        assert_eq!(reopen(&dir, true).validator_set_changes(6).expect("read-only"), vec![in_force]);
+    }
+
+    #[test]
+    fn a_database_without_the_index_is_scanned_read_only_and_indexed_once_opened() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = reopen(&dir, false);
+        chain(&store, 5);
+        let in_force = 1 + with_admin().params.validator_change_delay;
+        // As a database written before the index existed.
+        store.db.delete_cf(store.cf(schema::META).expect("cf"), schema::META_VALIDATOR_CHANGES).expect("delete");
+        let column = store.cf(schema::VALIDATOR_CHANGES).expect("cf");
+        store.db.delete_cf(column, schema::height_key(in_force)).expect("delete");
+        drop(store);
+        let read_only = reopen(&dir, true);
+        assert!(!read_only.validator_changes_indexed().expect("read"));
+        assert_eq!(read_only.validator_set_changes(5).expect("scanned"), vec![in_force]);
+        drop(read_only);
+        let store = reopen(&dir, false);
+        assert!(store.validator_changes_indexed().expect("read"));
+        assert_eq!(store.validator_set_changes(5).expect("indexed"), vec![in_force]);
+    }
+
+    #[test]
+    fn a_spurious_entry_is_an_error_not_a_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = reopen(&dir, false);
+        chain(&store, 5);
+        store.db.put_cf(store.cf(schema::VALIDATOR_CHANGES).expect("cf"), schema::height_key(5), []).expect("put");
+        let error = store.validator_set_changes(5).expect_err("a damaged index");
+        assert!(matches!(error, StoreError::Corrupt { column: schema::VALIDATOR_CHANGES, .. }), "{error}");
+        // Below the damaged entry the index still answers.
+        assert_eq!(store.validator_set_changes(4).expect("read").len(), 1);
+    }
+}

@@ -29,9 +29,14 @@ pub const META: &str = "meta";
 /// [`evidence_key`] → evidence of a validator's misbehaviour, encoded by the node (outside the
 /// chain: each node keeps what it saw; added without a schema change, created when missing).
 pub const EVIDENCE: &str = "evidence";
+/// Height → nothing: the heights whose header names another validator set than the header
+/// before (where a change took effect), so a transaction proof finds the changes without
+/// reading every header. Written in each block's commit batch; complete once
+/// [`META_VALIDATOR_CHANGES`] is set (a database from before it is indexed once when opened).
+pub const VALIDATOR_CHANGES: &str = "validator_changes";
 
 /// Every column family, in the order they are opened.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     HEADERS,
     BODIES,
     CERTIFICATES,
@@ -44,6 +49,7 @@ pub const ALL: [&str; 12] = [
     SAFETY,
     META,
     EVIDENCE,
+    VALIDATOR_CHANGES,
 ];
 
 /// Meta key: the chain id (UTF-8).
@@ -54,8 +60,11 @@ pub const META_GENESIS_HASH: &[u8] = b"genesis_hash";
 pub const META_HEAD: &[u8] = b"head";
 /// Meta key: the schema version (4 bytes, big-endian).
 pub const META_SCHEMA: &[u8] = b"schema";
-/// The schema this code writes; a database with another is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Meta key (empty value): [`VALIDATOR_CHANGES`] holds every change up to the head.
+pub const META_VALIDATOR_CHANGES: &[u8] = b"validator_changes_indexed";
+/// The schema this code writes; a database with another is refused. 2: Merkle roots commit to
+/// their leaf count (headers of version 1 chains no longer verify).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Safety key: the consensus core's latest safety state.
 pub const SAFETY_STATE: &[u8] = b"state";

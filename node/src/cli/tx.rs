@@ -1,5 +1,5 @@
-//! `stele tx <kind> ... --key FILE --rpc URL [--nonce N] [--wait] [--offline]`: build, sign and
-//! submit a transaction.
+//! `stele tx <kind> ... --key FILE --rpc URL [--nonce N] [--wait] [--offline] [--token-file FILE]`:
+//! build, sign and submit a transaction.
 
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ use rpc::{
     types::{TxState, TxStatus, to_hex},
 };
 
-use super::rpc_client::{client, describe};
+use super::rpc_client::{client_with_token, describe, token};
 
 /// What every transaction command takes.
 #[derive(Args, Debug)]
@@ -39,6 +39,10 @@ pub struct Common {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// A file holding the node's submit token, for a node that sets rpc.submit_token_file
+    /// (default: $STELE_RPC_TOKEN, if set).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 /// The transaction kinds.
@@ -174,7 +178,8 @@ pub fn run(command: TxCommand) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = client(&common.rpc)?;
+        let token = token(common.token_file.as_deref())?;
+        let client = client_with_token(&common.rpc, token.as_deref())?;
         let chain_id = match common.chain_id.as_deref() {
             Some(chain_id) => ChainId::new(chain_id).map_err(|error| anyhow::anyhow!("--chain-id: {error}"))?,
             None => client.chain_status().await.map_err(|error| describe(&common.rpc, error))?.chain_id,

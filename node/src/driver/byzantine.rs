@@ -2,8 +2,8 @@
 //! `byzantine` feature, which only test builds enable (node's self dev-dependency): a release
 //! build has none of this code.
 //!
-//! `STELE_BYZANTINE=equivocate,double-vote,garbage,oversized,bad-signature,replay` (or `all`)
-//! chooses the behaviours at start. They act where the driver's messages leave it, on top of the
+//! `STELE_BYZANTINE=equivocate,double-vote,garbage,oversized,bad-signature,replay,tamper-body,far-future`
+//! (or `all`) chooses the behaviours at start. They act where the driver's messages leave it, on top of the
 //! honest core, which keeps running (so the validator still takes part and its lies look like
 //! its honest messages):
 //! - `equivocate`: as leader, a second, different block (same transactions, another timestamp)
@@ -14,17 +14,26 @@
 //!   with a larger `network.max_message_bytes` than its peers so they must refuse them);
 //! - `bad-signature`: its votes with a flipped signature bit, and votes claiming another
 //!   validator's index signed by a key outside the set;
-//! - `replay`: messages of earlier heights (its own and those it received) sent again.
+//! - `replay`: messages of earlier heights (its own and those it received) sent again;
+//! - `tamper-body`: another leader's true header with another body, both when it answers a
+//!   body fetch and when it re-gossips that leader's signed proposal (its peers must blame it,
+//!   not the proposal);
+//! - `far-future`: for views it leads far past the current one (and for views just ahead),
+//!   signed PRE-PREPAREs and unjustified NEW-VIEWs carrying blocks, to fill its peers' tables
+//!   of proposals and so force fetches that `tamper-body` answers.
 
 use std::{
     collections::{HashSet, VecDeque},
     time::{Duration, Instant},
 };
 
-use consensus::{Digest, Message, Signature, SignedViewChange, SignedVote, SigningKey, ViewChange, Vote, VoteKind};
+use consensus::{
+    Digest, Message, Replica, Signature, SignedViewChange, SignedVote, SigningKey, View, ViewChange, Vote, VoteKind,
+};
+use ledger::{Address, Block, Payload, Transaction};
 use tracing::{error, warn};
 
-use super::{Driver, Error, Proposal, now_ms};
+use super::{Driver, Error, now_ms};
 use crate::p2p::{Topic, protocol::ConsensusGossip};
 
 /// The variable that chooses the behaviours.
@@ -37,6 +46,10 @@ const REPLAY_PER_BROADCAST: usize = 2;
 const OVERSIZED_INTERVAL: Duration = Duration::from_secs(2);
 /// Room left below the size limit for gossipsub's and the codec's framing.
 const OVERSIZED_SLACK: usize = 4096;
+/// `far-future` proposes for views this far past the current one, and beyond.
+const FAR_VIEWS: View = 1_000;
+/// Proposals `far-future` sends per PREPARE this node broadcasts (far ahead, and just ahead).
+const FAR_PER_BROADCAST: u64 = 4;
 
 /// One way to misbehave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,16 +66,22 @@ pub enum Behaviour {
     BadSignature,
     /// Messages of earlier heights again.
     Replay,
+    /// The true header with another body, served and re-gossiped.
+    TamperBody,
+    /// Proposals for views far ahead (and just ahead), to fill the peers' tables.
+    FarFuture,
 }
 
 impl Behaviour {
-    const ALL: [(&'static str, Behaviour); 6] = [
+    const ALL: [(&'static str, Behaviour); 8] = [
         ("equivocate", Behaviour::Equivocate),
         ("double-vote", Behaviour::DoubleVote),
         ("garbage", Behaviour::Garbage),
         ("oversized", Behaviour::Oversized),
         ("bad-signature", Behaviour::BadSignature),
         ("replay", Behaviour::Replay),
+        ("tamper-body", Behaviour::TamperBody),
+        ("far-future", Behaviour::FarFuture),
     ];
 }
 
@@ -198,6 +217,11 @@ impl Driver {
             byzantine.last_oversized = Some(Instant::now());
             self.oversized();
         }
+        if byzantine.on(Behaviour::FarFuture)
+            && let Message::Prepare(vote) = message
+        {
+            self.far_future(&mut byzantine, vote.vote.view);
+        }
         if byzantine.on(Behaviour::Replay) {
             let current = self.head.height + 1;
             let old: Vec<Message> = byzantine
@@ -252,7 +276,73 @@ impl Driver {
         let gossip = ConsensusGossip::Proposal { message: conflicting, block: Box::new(block.clone()) };
         self.network.publish(Topic::Consensus, gossip.encode());
         // Served to peers that fetch it by hash.
-        self.proposals.insert(digest, Proposal { block, execution: Some(execution), verdict: Some(true) });
+        self.proposals.insert_own(block, execution);
+    }
+
+    /// `tamper-body`: the answer to a body fetch, with the true header and another body. Its
+    /// own proposals are served intact: withholding them would only make it a silent leader
+    /// (and censor the transactions submitted to it alone); the attack is on others' blocks.
+    pub(super) fn byzantine_serve(&self, block: Option<Box<Block>>) -> Option<Box<Block>> {
+        let own = self.settings.key.public_key();
+        match (&self.byzantine, block) {
+            (Some(byzantine), Some(block)) if byzantine.on(Behaviour::TamperBody) && block.header.proposer != own => {
+                warn!(height = block.header.height, "byzantine: serving a tampered body");
+                Some(Box::new(tamper(&block, &byzantine.outsider)))
+            }
+            (_, block) => block,
+        }
+    }
+
+    /// `tamper-body`: a leader's signed proposal received with its block, gossiped again with
+    /// the true header and another body.
+    pub(super) fn byzantine_regossip(&self, message: &Message, block: &Block) {
+        let Some(byzantine) = &self.byzantine else { return };
+        if !byzantine.on(Behaviour::TamperBody) {
+            return;
+        }
+        warn!(height = block.header.height, "byzantine: re-gossiping a proposal with a tampered body");
+        let tampered = tamper(block, &byzantine.outsider);
+        let gossip = ConsensusGossip::Proposal { message: message.clone(), block: Box::new(tampered) };
+        self.network.publish(Topic::Consensus, gossip.encode());
+    }
+
+    /// `far-future`: signed proposals with blocks for views this validator leads, far past
+    /// `view` and just past it, as PRE-PREPAREs and as NEW-VIEWs without justification.
+    fn far_future(&mut self, byzantine: &mut Byzantine, view: View) {
+        let Some(me) = self.validators.index_of(&self.settings.key.public_key()) else { return };
+        let height = self.head.height + 1;
+        let n = self.validators.len() as View;
+        // The views after `from` that this validator leads: (height + v) % n == me.
+        let led_after = |from: View| {
+            let first = from + 1;
+            let offset = (u64::from(me) + n - (height + first) % n) % n;
+            (0..).map(move |k| first + offset + k * n)
+        };
+        let far = led_after(view + FAR_VIEWS + byzantine.counter % FAR_VIEWS).take(FAR_PER_BROADCAST as usize / 2);
+        let near = led_after(view).take(FAR_PER_BROADCAST as usize / 2);
+        for (index, proposal_view) in far.chain(near).enumerate() {
+            debug_assert_eq!(Replica::leader(&self.validators, height, proposal_view), me);
+            byzantine.counter += 1;
+            let timestamp_ms = self.head.timestamp_ms + 1 + byzantine.counter;
+            let built = ledger::build_block(
+                self.store.as_ref(),
+                &self.head,
+                self.settings.key.public_key(),
+                timestamp_ms,
+                Vec::new(),
+            );
+            let Ok((block, _)) = built else { return };
+            let vote = Vote { kind: VoteKind::PrePrepare, height, view: proposal_view, digest: block.hash() };
+            let signed = SignedVote::sign(&self.settings.chain_id, vote, me, &self.settings.key);
+            let message = if index % 2 == 0 {
+                Message::PrePrepare(signed)
+            } else {
+                Message::NewView { proposal: signed, view_changes: Vec::new() }
+            };
+            let gossip = ConsensusGossip::Proposal { message, block: Box::new(block) };
+            self.network.publish(Topic::Consensus, gossip.encode());
+        }
+        warn!(height, view, "byzantine: proposing for views ahead");
     }
 
     /// Its own vote with a broken signature, and one claiming another validator's index signed
@@ -311,9 +401,47 @@ impl Driver {
     }
 }
 
+/// The same header with another body: the last transaction dropped, or, for an empty block,
+/// one signed by `outsider` added.
+fn tamper(block: &Block, outsider: &SigningKey) -> Block {
+    let mut tampered = block.clone();
+    if tampered.transactions.pop().is_none() {
+        let payload = Payload::Transfer { to: Address([0; 20]), amount: 1 };
+        let transaction =
+            Transaction { chain_id: block.header.chain_id.clone(), signer: outsider.public_key(), nonce: 0, payload };
+        tampered.transactions.push(transaction.sign(outsider));
+    }
+    tampered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tampered_body_keeps_the_header_and_fails_the_body_check() {
+        let outsider = SigningKey::from_seed([3; 32]);
+        let header = ledger::BlockHeader {
+            chain_id: consensus::ChainId::new("byzantine").expect("chain id"),
+            height: 1,
+            previous_hash: Digest::ZERO,
+            timestamp_ms: 1,
+            proposer: outsider.public_key(),
+            tx_root: Digest::ZERO,
+            receipts_root: Digest::ZERO,
+            state_root: Digest::ZERO,
+            validator_set_digest: Digest::ZERO,
+        };
+        let empty = Block { header, transactions: Vec::new() };
+        let once = tamper(&empty, &outsider);
+        let twice = tamper(&once, &outsider);
+        for (honest, tampered) in [(&empty, &once), (&once, &twice)] {
+            assert_eq!(tampered.hash(), honest.hash());
+            assert_ne!(tampered.transactions, honest.transactions);
+        }
+        assert!(super::super::table::body_matches_header(&empty).is_ok());
+        assert!(super::super::table::body_matches_header(&once).is_err());
+    }
 
     #[test]
     fn parses_behaviour_lists() {

@@ -8,7 +8,7 @@ use ledger::{Block, BlockReader, StateHistory};
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Driver, Error, Input, admission::CheckedGossip, proposals::PROPOSALS_MAX};
+use super::{Driver, Error, Input, admission::CheckedGossip, proposals::Unasked};
 use crate::{
     mempool::{AdmitError, Prechecked},
     p2p::{
@@ -54,9 +54,11 @@ impl Driver {
                         None => None,
                     },
                 };
+                #[cfg(feature = "byzantine")]
+                let block = self.byzantine_serve(block);
                 self.network.respond(channel, Response::Proposal(block));
             }
-            NetworkEvent::Proposal { block: Some(block), .. } => self.on_fetched_body(*block)?,
+            NetworkEvent::Proposal { peer, block: Some(block) } => self.on_fetched_body(peer, *block)?,
             NetworkEvent::Proposal { block: None, .. } => {}
             NetworkEvent::PeerHead { peer, head } => self.on_peer_head(peer, head),
             NetworkEvent::Blocks { peer, blocks } => self.on_blocks(peer, blocks)?,
@@ -85,9 +87,17 @@ impl Driver {
         let (message, block) = match gossip {
             ConsensusGossip::Message(message) => (message, None),
             ConsensusGossip::Proposal { message, block } => {
-                let proposal = match &message {
-                    Message::PrePrepare(vote) => vote,
-                    Message::NewView { proposal, .. } => proposal,
+                let (proposal, re_proposed) = match &message {
+                    // The core takes PRE-PREPAREs of view 0 only (later views start with a
+                    // NEW-VIEW): a block with one for another view is of no use.
+                    Message::PrePrepare(vote) => (vote, vote.vote.view != 0),
+                    Message::NewView { proposal, view_changes } => {
+                        let prepared = view_changes
+                            .iter()
+                            .filter_map(|signed| signed.view_change.prepared.as_ref())
+                            .max_by_key(|prepared| prepared.view);
+                        (proposal, prepared.is_some_and(|prepared| prepared.digest == proposal.vote.digest))
+                    }
                     _ => return Ok(MessageAcceptance::Reject),
                 };
                 if proposal.vote.digest != block.hash() {
@@ -96,11 +106,18 @@ impl Driver {
                 }
                 // Only the leader of the proposal's view may bring a block along: any validator
                 // can sign PRE-PREPAREs, and a Byzantine one would otherwise fill the table of
-                // proposals with blocks for views it does not lead.
+                // proposals with blocks for views it does not lead. A fresh block must name that
+                // leader as its proposer; a re-proposed one was built by an earlier view's.
                 let (height, view) = (proposal.vote.height, proposal.vote.view);
                 let leads = height == self.head.height + 1
-                    && Replica::leader(&self.validators, height, view) == proposal.validator;
-                (message, leads.then_some(block))
+                    && Replica::leader(&self.validators, height, view) == proposal.validator
+                    && !matches!(message, Message::PrePrepare(_) if view != 0);
+                let unasked = Unasked {
+                    proposer: proposal.validator,
+                    view,
+                    leader_key: if re_proposed { None } else { self.validators.get(proposal.validator).copied() },
+                };
+                (message, leads.then_some((block, unasked)))
             }
         };
         let verified = match self.verify(message) {
@@ -111,12 +128,23 @@ impl Driver {
             }
             Err(Refusal::Ignored) => return Ok(MessageAcceptance::Ignore),
         };
+        #[cfg(feature = "byzantine")]
+        if let Some((block, _)) = &block {
+            self.byzantine_regossip(verified.message(), block);
+        }
         // The block first: the core may ask to validate it as soon as it sees the proposal.
-        if let Some(block) = block {
-            self.on_block_body(*block)?;
+        let mut acceptance = MessageAcceptance::Accept;
+        if let Some((block, unasked)) = block
+            && let Err(mismatch) = self.on_block_body(*block, Some(unasked))?
+        {
+            // The leader's signed proposal with another body than its header commits to: the
+            // forwarder lied (honest nodes check before forwarding). The proposal itself is
+            // genuine, so the core still gets it, and fetches the true body by hash.
+            warn!(peer = %source, %mismatch, "a proposal came with a body its header does not commit to");
+            acceptance = MessageAcceptance::Reject;
         }
         self.feed_verified(verified)?;
-        Ok(MessageAcceptance::Accept)
+        Ok(acceptance)
     }
 
     fn on_consensus_message(&mut self, message: Message) -> Result<Result<(), Refusal>, Error> {
@@ -130,31 +158,17 @@ impl Driver {
     }
 
     /// A block body fetched by hash. Anyone may answer a fetch, so it is kept only if something
-    /// waits for it; then it is always kept, making room if unsolicited bodies filled the table
-    /// (else a Byzantine leader's extra proposals could keep out the block a height needs).
-    fn on_fetched_body(&mut self, block: Block) -> Result<(), Error> {
-        let digest = block.hash();
-        let awaited = self.awaiting_validation.contains_key(&digest)
-            || self.awaiting_block.as_ref().is_some_and(|certificate| certificate.digest == digest);
-        if !awaited || block.header.height != self.head.height + 1 {
-            return Ok(());
+    /// waits for it (then always, making room if unasked bodies filled the table, else a
+    /// Byzantine leader's extra proposals could keep out the block a height needs). A body its
+    /// header does not commit to is dropped and blamed on the peer that sent it; the fetch went
+    /// to every connected peer, so the others' answers still arrive, and the missing body is
+    /// asked for again each `HEADS_INTERVAL` until one matches.
+    fn on_fetched_body(&mut self, peer: PeerId, block: Block) -> Result<(), Error> {
+        if let Err(mismatch) = self.on_block_body(block, None)? {
+            // No peer-scoring call exists for request-response answers yet: logged.
+            warn!(%peer, %mismatch, "a peer answered a body fetch with a body its header does not commit to");
         }
-        if self.proposals.len() >= PROPOSALS_MAX && !self.proposals.contains_key(&digest) {
-            // Refused bodies go first, then those never checked, then valid ones (fetched
-            // again if the height decides on one).
-            let rank = |verdict: Option<bool>| match verdict {
-                Some(false) => 0,
-                None => 1,
-                Some(true) => 2,
-            };
-            let victim =
-                self.proposals.iter().min_by_key(|(_, proposal)| rank(proposal.verdict)).map(|(digest, _)| *digest);
-            if let Some(victim) = victim {
-                debug!(%victim, "proposals full: dropping one for a block that is waited for");
-                self.proposals.remove(&victim);
-            }
-        }
-        self.on_block_body(block)
+        Ok(())
     }
 
     /// Checks a message's signatures against the set of its height (known up to `head + 1`).
@@ -207,15 +221,19 @@ impl Driver {
     }
 
     fn admit_gossiped(&mut self, checked: Vec<Result<Prechecked, AdmitError>>) -> MessageAcceptance {
-        let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked);
+        let verdicts = self.mempool.admit_prechecked_at(self.store.as_ref(), checked, std::time::Instant::now());
+        // Transactions this one let out of a nonce gap can now execute: peers should hear of them.
+        self.tx_outbox.extend(self.mempool.take_promoted());
         self.update_mempool_metrics();
         // Limits and signatures are the same on every node (genesis), so an invalid
         // transaction is one the sender should never have admitted.
         let sender_fault = verdicts.iter().any(|verdict| matches!(verdict, Err(AdmitError::Invalid(_))));
-        let admitted = verdicts.iter().any(Result::is_ok);
+        // Only what a block can take travels on: transactions behind a nonce gap stay here,
+        // so a gapped flood fills no other node's mempool.
+        let ready = verdicts.iter().any(|verdict| matches!(verdict, Ok(crate::mempool::Admitted::Ready(_))));
         if sender_fault {
             MessageAcceptance::Reject
-        } else if admitted {
+        } else if ready {
             MessageAcceptance::Accept
         } else {
             MessageAcceptance::Ignore

@@ -13,6 +13,7 @@ pub mod evidence;
 mod gossip;
 mod proposals;
 mod sync;
+mod table;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -24,9 +25,7 @@ use consensus::{
     ChainId, CommitCertificate, Digest, Height, Input, Message, Output, Replica, SafetyState, SigningKey, Timer,
     ValidatorSet,
 };
-use ledger::{
-    BlockHeader, BlockReader, BlockWriter, CertifiedBlock, RocksStore, StateHistory, StoreError, state::read_params,
-};
+use ledger::{BlockHeader, BlockReader, CertifiedBlock, RocksStore, StateHistory, StoreError, state::read_params};
 use libp2p::PeerId;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -38,7 +37,7 @@ use crate::{
     verified::VerifiedCache,
 };
 
-use proposals::Proposal;
+use table::ProposalTable;
 
 /// A failure that stops the node: the store could not be read or written, so continuing could
 /// lose a block or sign twice.
@@ -50,14 +49,13 @@ pub enum Error {
     /// The stored safety state is unreadable.
     #[error("the saved consensus safety state is corrupt: {0}")]
     SafetyState(String),
-    /// A decided block does not execute to its header: the validator set certified an invalid
-    /// block, or this node's state is corrupt.
-    #[error("decided block {height} cannot be committed: {reason}")]
-    DecidedBlockInvalid {
-        /// Its height.
+    /// This node's state does not follow its own chain head (found executing a decided block).
+    #[error("the local state is corrupt: decided block {height} cannot execute on it: {error}")]
+    StateCorrupt {
+        /// The decided block's height.
         height: Height,
-        /// Why.
-        reason: String,
+        /// What execution found.
+        error: ledger::ExecutionError,
     },
     /// The Byzantine test behaviours are misconfigured.
     #[cfg(feature = "byzantine")]
@@ -195,12 +193,16 @@ pub struct Driver {
     last_commit_at: Instant,
     /// View timers the core asked for, with their deadlines.
     timers: HashMap<Timer, Instant>,
-    /// Blocks proposed for `head + 1`, by header hash.
-    proposals: HashMap<Digest, Proposal>,
+    /// Blocks proposed for `head + 1`, by header hash (bodies that match their headers only).
+    proposals: ProposalTable,
     /// Proposals the core asked to validate whose block has not arrived.
     awaiting_validation: HashMap<Digest, Height>,
-    /// A decision whose block has not arrived.
+    /// Proposals only too early by this node's clock, and when to check them again.
+    early: HashMap<Digest, (Height, Instant)>,
+    /// A decision whose block has not arrived (or was refused, see `refused`).
     awaiting_block: Option<CommitCertificate>,
+    /// A decided block this node's checks refused, and when to fetch and check it again.
+    refused: Option<(Digest, Instant)>,
     /// Block sync bookkeeping.
     sync: sync::SyncState,
     /// Admitted transactions not yet gossiped.
@@ -257,9 +259,11 @@ impl Driver {
             started_at: now,
             last_commit_at: now,
             timers: HashMap::new(),
-            proposals: HashMap::new(),
+            proposals: ProposalTable::default(),
             awaiting_validation: HashMap::new(),
+            early: HashMap::new(),
             awaiting_block: None,
+            refused: None,
             sync: sync::SyncState::default(),
             tx_outbox: Vec::new(),
             connected: 0,
@@ -293,6 +297,15 @@ impl Driver {
         if let Some(bytes) = self.store.load_safety_state()? {
             let state = SafetyState::decode(&bytes).map_err(Error::SafetyState)?;
             info!(height = state.height, view = state.view, "restoring consensus safety state");
+            if state.height > self.head.height + 1 {
+                // Blocks this validator committed were lost (unsynced writes and a power cut);
+                // the core follows the heights up to the state's without voting.
+                warn!(
+                    safety_height = state.height,
+                    head = self.head.height,
+                    "the saved safety state is ahead of the chain: not voting until the chain reaches it"
+                );
+            }
             self.feed(Input::Restore(state))?;
         }
         info!(height = self.head.height, "chain head");
@@ -369,14 +382,17 @@ impl Driver {
                     inputs.push_back(Input::ProposalReady { height, view, digest });
                 }
             }
-            Output::ValidateValue { height, view, digest } => match self.validate_proposal(height, &digest) {
-                Some(valid) => inputs.push_back(Input::ValueValidated { height, digest, valid }),
-                None => {
-                    debug!(height, view, %digest, "proposal body missing; fetching it");
-                    self.awaiting_validation.insert(digest, height);
-                    self.network.request_proposal(digest);
+            Output::ValidateValue { height, view, digest } => {
+                self.proposals.mark_awaited(&digest);
+                match self.validate_proposal(height, &digest) {
+                    Some(verdict) => inputs.push_back(Input::ValueValidated { height, digest, verdict }),
+                    None => {
+                        debug!(height, view, %digest, "proposal body missing; fetching it");
+                        self.awaiting_validation.insert(digest, height);
+                        self.network.request_proposal(digest);
+                    }
                 }
-            },
+            }
             Output::Decide(certificate) => self.on_decide(certificate)?,
             Output::Evidence(evidence) => self.on_evidence(evidence)?,
         }
@@ -440,29 +456,6 @@ impl Driver {
         }
     }
 
-    /// The decision for a height: commit its block (fetching it first if this node never saw
-    /// it), then move on.
-    fn on_decide(&mut self, certificate: CommitCertificate) -> Result<(), Error> {
-        if certificate.height != self.head.height + 1 {
-            return Ok(());
-        }
-        let Some(proposal) = self.proposals.remove(&certificate.digest) else {
-            info!(height = certificate.height, digest = %certificate.digest, "decided block missing; fetching it");
-            self.network.request_proposal(certificate.digest);
-            self.awaiting_block = Some(certificate);
-            return Ok(());
-        };
-        let block = proposal.block;
-        let execution = match proposal.execution {
-            Some(execution) => execution,
-            None => ledger::audit::check_execution(self.store.as_ref(), &block).map_err(|error| {
-                Error::DecidedBlockInvalid { height: certificate.height, reason: error.to_string() }
-            })?,
-        };
-        self.store.commit(&block, &certificate, execution)?;
-        self.after_commit(CertifiedBlock { block, certificate })
-    }
-
     /// Everything that follows a commit, whichever path it came by (decision or sync).
     fn after_commit(&mut self, certified: CertifiedBlock) -> Result<(), Error> {
         let header = certified.block.header.clone();
@@ -475,12 +468,17 @@ impl Driver {
         self.last_commit_at = Instant::now();
         self.metrics.block_committed(self.head.height, txs, bytes, latency);
         self.timers.retain(|timer, _| timer.height > self.head.height);
-        self.proposals.retain(|_, proposal| proposal.block.header.height > self.head.height);
+        self.proposals.retain_above(self.head.height);
         self.awaiting_validation.retain(|_, height| *height > self.head.height);
+        self.early.retain(|_, (height, _)| *height > self.head.height);
         if self.awaiting_block.as_ref().is_some_and(|certificate| certificate.height <= self.head.height) {
             self.awaiting_block = None;
+            self.refused = None;
         }
         let dropped = self.mempool.prune(self.store.as_ref())?;
+        self.mempool.expire(Instant::now());
+        // The block may have closed nonce gaps: those transactions can execute now.
+        self.tx_outbox.extend(self.mempool.take_promoted());
         debug!(dropped, pending = self.mempool.len(), "mempool pruned");
         self.update_mempool_metrics();
         self.refresh_validators()?;
@@ -534,7 +532,7 @@ impl Driver {
 
     fn next_deadline(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
-        let timers = self.timers.values().min().copied().unwrap_or(far);
+        let timers = self.timers.values().chain(self.early.values().map(|(_, at)| at)).min().copied().unwrap_or(far);
         let idle = match (self.started, self.settings.empty_block_interval) {
             (false, Some(interval)) => self.last_commit_at + interval,
             _ => far,
@@ -554,7 +552,7 @@ impl Driver {
             self.timers.remove(&timer);
             self.feed(Input::TimerFired(timer))?;
         }
-        Ok(())
+        self.recheck_early(now)
     }
 
     fn on_request(&mut self, request: Request) -> Result<(), Error> {
@@ -562,12 +560,15 @@ impl Driver {
             Request::Submit { checked, reply } => {
                 let encoded: Vec<Option<Vec<u8>>> =
                     checked.iter().map(|result| result.as_ref().ok().map(|tx| tx.encoded().to_vec())).collect();
-                let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked);
-                for (encoded, verdict) in encoded.into_iter().zip(&verdicts) {
-                    if let (Some(encoded), true) = (encoded, verdict.is_ok()) {
+                let admitted = self.mempool.admit_prechecked_at(self.store.as_ref(), checked, Instant::now());
+                for (encoded, verdict) in encoded.into_iter().zip(&admitted) {
+                    // Held behind a nonce gap: gossiped only once the gap closes (take_promoted).
+                    if let (Some(encoded), Ok(crate::mempool::Admitted::Ready(_))) = (encoded, verdict) {
                         self.tx_outbox.push(encoded);
                     }
                 }
+                self.tx_outbox.extend(self.mempool.take_promoted());
+                let verdicts: Vec<_> = admitted.into_iter().map(|verdict| verdict.map(|tx| tx.hash())).collect();
                 if self.tx_outbox.len() >= TX_GOSSIP_BATCH {
                     self.flush_tx_gossip();
                 }
@@ -593,10 +594,16 @@ impl Driver {
     }
 
     /// Asks peers again for block bodies still missing: a decided block's (the core ignores
-    /// timers once it decided, so without its body this node would wait forever) and those of
-    /// proposals waiting for validation. A first request can fail under load.
+    /// timers once it decided, so without its body this node would wait forever; one it refused
+    /// only when its retry is due) and those of proposals waiting for validation. A first
+    /// request can fail under load, or be answered first by a peer that lies.
     fn refetch_missing_bodies(&self) {
-        let missing = self.awaiting_block.iter().map(|certificate| certificate.digest);
+        let now = Instant::now();
+        let missing = self
+            .awaiting_block
+            .iter()
+            .map(|certificate| certificate.digest)
+            .filter(|digest| self.refused.is_none_or(|(refused, until)| refused != *digest || now >= until));
         for digest in missing.chain(self.awaiting_validation.keys().copied()) {
             debug!(%digest, "asking peers again for a missing block body");
             self.network.request_proposal(digest);

@@ -1,21 +1,51 @@
-//! Building this leader's block, and checking other leaders' blocks by executing them.
+//! Building this leader's block, checking other leaders' blocks by executing them, keeping the
+//! bodies that arrive (each checked against its header first), and committing decided blocks.
 
-use consensus::{Digest, Height, View};
-use ledger::{Block, Execution, audit, build_block, build_block_trusting, state::read_params};
-use tracing::{info, warn};
+use std::time::{Duration, Instant};
 
-use super::{Driver, Error, Input, now_ms};
+use consensus::{CommitCertificate, Digest, Height, PublicKey, ValidatorIndex, Verdict, View};
+use ledger::{
+    Block, BlockError, BlockWriter, Execution, ExecutionError, audit, build_block, build_block_trusting,
+    state::read_params,
+};
+use tracing::{debug, error, info, warn};
 
-/// Most proposals kept for the height being decided (a Byzantine leader cannot fill memory).
-pub(super) const PROPOSALS_MAX: usize = 16;
+use super::{
+    Driver, Error, Input, now_ms,
+    table::{BodyMismatch, body_matches_header},
+};
+
 /// How far ahead of this node's clock a proposal's timestamp may be.
 const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
+/// A proposal that is only too early is checked again once this node's clock reaches it, or
+/// after this long, whichever is first (no timer that far out for a timestamp years ahead).
+const EARLY_RECHECK_MAX: Duration = Duration::from_secs(60);
+/// A decided block this node's checks refuse is fetched and checked again this often.
+pub(super) const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
-/// A block proposed for `head + 1`, with what executing it produced once this node did.
-pub(super) struct Proposal {
-    pub block: Block,
-    pub execution: Option<Execution>,
-    pub verdict: Option<bool>,
+/// A body that came unasked, with the proposal it came with.
+pub(super) struct Unasked {
+    /// The signer of the PRE-PREPARE or NEW-VIEW: the leader of `view`.
+    pub proposer: ValidatorIndex,
+    /// The proposal's view.
+    pub view: View,
+    /// The key the header must name as proposer (`None` for a prepared value re-proposed).
+    pub leader_key: Option<PublicKey>,
+}
+
+/// From which reading of this node's clock (ms since the Unix epoch) a proposal's timestamp is
+/// acceptable, if it is not yet at `now_ms`. Being early is no fault of the value: a leader's
+/// clock may run a little ahead, and this node's catches up.
+pub(super) fn early_until(timestamp_ms: u64, now_ms: u64) -> Option<u64> {
+    let acceptable_from = timestamp_ms.saturating_sub(CLOCK_DRIFT_MAX_MS);
+    (now_ms < acceptable_from).then_some(acceptable_from)
+}
+
+/// What checking a proposal found.
+enum Checked {
+    Valid(Box<Execution>),
+    Invalid(String),
+    Early { until_ms: u64, now_ms: u64 },
 }
 
 impl Driver {
@@ -47,77 +77,141 @@ impl Driver {
                 return Ok(None);
             }
         };
-        let digest = block.hash();
-        info!(height, view, txs = block.transactions.len(), %digest, "proposing");
-        self.proposals.insert(digest, Proposal { block, execution: Some(execution), verdict: Some(true) });
-        Ok(Some(digest))
+        info!(height, view, txs = block.transactions.len(), digest = %block.hash(), "proposing");
+        Ok(Some(self.proposals.insert_own(block, execution)))
     }
 
     /// The verdict on a proposed block, executing it the first time; `None` while its body has
-    /// not arrived.
-    pub(super) fn validate_proposal(&mut self, height: Height, digest: &Digest) -> Option<bool> {
+    /// not arrived. Only ever computed from a body its header commits to (the table holds no
+    /// other). A block that is only too early is [`Verdict::NotYet`], not cached, and checked
+    /// again once this node's clock gets there.
+    pub(super) fn validate_proposal(&mut self, height: Height, digest: &Digest) -> Option<Verdict> {
         let head = self.head.clone();
         let mempool = &self.mempool;
         let verified = self.verified.clone();
         let proposal = self.proposals.get_mut(digest)?;
-        if let Some(verdict) = proposal.verdict {
-            return Some(verdict);
+        if let Some(valid) = proposal.verdict {
+            return Some(if valid { Verdict::Valid } else { Verdict::Invalid });
         }
         let block = &proposal.block;
         let checked = (|| {
             if block.header.height != height {
-                return Err(format!("block is for height {}, proposed at {height}", block.header.height));
+                return Checked::Invalid(format!("block is for height {}, proposed at {height}", block.header.height));
             }
-            audit::check_link(&head, &block.header).map_err(|error| error.to_string())?;
-            if block.header.timestamp_ms > now_ms() + CLOCK_DRIFT_MAX_MS {
-                return Err(format!("timestamp {} is too far in the future", block.header.timestamp_ms));
+            if let Err(error) = audit::check_link(&head, &block.header) {
+                return Checked::Invalid(error.to_string());
             }
             if self.validators.index_of(&block.header.proposer).is_none() {
-                return Err("proposer is not a validator".to_string());
+                return Checked::Invalid("proposer is not a validator".to_string());
+            }
+            // Cheap checks first, execution last: a block that is only early is checked again.
+            let now_ms = now_ms();
+            if let Some(until_ms) = early_until(block.header.timestamp_ms, now_ms) {
+                return Checked::Early { until_ms, now_ms };
             }
             // The transaction root is compared with what execution computes (once, not twice).
             // Signatures this node already checked (same bytes, same hash) are not checked
             // again: those its mempool admitted, and any other it verified.
             let known = verified.read();
-            audit::check_execution_trusting(self.store.as_ref(), block, |tx| {
+            let execution = audit::check_execution_trusting(self.store.as_ref(), block, |tx| {
                 let hash = tx.hash();
                 known.contains(&hash) || mempool.contains(&hash)
-            })
-            .map_err(|error| error.to_string())
+            });
+            match execution {
+                Ok(execution) => Checked::Valid(Box::new(execution)),
+                Err(error) => Checked::Invalid(error.to_string()),
+            }
         })();
         let verdict = match checked {
-            Ok(execution) => {
+            Checked::Valid(execution) => {
                 // Every signature of a valid block verified: copies gossiped later are not
                 // checked again.
                 verified.insert_all(execution.tx_hashes.iter().copied());
-                proposal.execution = Some(execution);
-                true
+                proposal.execution = Some(*execution);
+                proposal.verdict = Some(true);
+                Verdict::Valid
             }
-            Err(reason) => {
+            Checked::Invalid(reason) => {
                 warn!(height, %digest, %reason, "proposal rejected");
-                false
+                proposal.verdict = Some(false);
+                Verdict::Invalid
+            }
+            Checked::Early { until_ms, now_ms } => {
+                let wait = Duration::from_millis(until_ms - now_ms).min(EARLY_RECHECK_MAX);
+                debug!(height, %digest, wait_ms = wait.as_millis() as u64, "proposal too early by this clock; checking it again later");
+                self.early.insert(*digest, (height, Instant::now() + wait));
+                Verdict::NotYet
             }
         };
-        proposal.verdict = Some(verdict);
         Some(verdict)
     }
 
-    /// A block body arrived (with a proposal, or fetched by hash): keep it, and finish what
-    /// waited for it.
-    pub(super) fn on_block_body(&mut self, block: Block) -> Result<(), Error> {
+    /// Checks again the proposals that were too early and whose time has come; a final verdict
+    /// goes to the core unasked (it asks again itself only when the value is proposed again).
+    pub(super) fn recheck_early(&mut self, now: Instant) -> Result<(), Error> {
+        let due: Vec<(Digest, Height)> = self
+            .early
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(digest, (height, _))| (*digest, *height))
+            .collect();
+        for (digest, height) in due {
+            self.early.remove(&digest);
+            match self.validate_proposal(height, &digest) {
+                Some(Verdict::NotYet) | None => {}
+                Some(verdict) => self.feed(Input::ValueValidated { height, digest, verdict })?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A block body arrived, with a proposal (`unasked`) or fetched by hash (`None`). It is
+    /// checked against its header before anything else: a body its header does not commit to
+    /// is the messenger's lie, never a verdict on the proposal, and is returned for the caller
+    /// to blame the peer. Otherwise it is kept if something waits for it, or if it came with a
+    /// proposal within the table's bounds; then what waited for it is finished.
+    pub(super) fn on_block_body(
+        &mut self,
+        block: Block,
+        unasked: Option<Unasked>,
+    ) -> Result<Result<(), BodyMismatch>, Error> {
+        if let Err(mismatch) = body_matches_header(&block) {
+            return Ok(Err(mismatch));
+        }
         let digest = block.hash();
-        if block.header.height != self.head.height + 1 || self.proposals.contains_key(&digest) {
-            return Ok(());
+        if block.header.height != self.head.height + 1 || self.proposals.contains(&digest) {
+            return Ok(Ok(()));
         }
-        if self.proposals.len() >= PROPOSALS_MAX {
-            warn!(height = block.header.height, "too many proposals for one height; dropping one");
-            return Ok(());
+        if self.refused.is_some_and(|(refused, until)| refused == digest && Instant::now() < until) {
+            // The decided block this node refused: checked again only when its retry is due.
+            return Ok(Ok(()));
         }
-        self.proposals.insert(digest, Proposal { block, execution: None, verdict: None });
+        let awaited = self.awaiting_validation.contains_key(&digest)
+            || self.awaiting_block.as_ref().is_some_and(|certificate| certificate.digest == digest);
+        if awaited {
+            self.proposals.insert_awaited(block);
+        } else if let Some(unasked) = unasked {
+            let height = block.header.height;
+            // The core's view is that of an earlier height until this one starts.
+            let current = if self.replica.height() == height { self.replica.view() } else { 0 };
+            if let Err(refused) = self.proposals.insert_unasked(
+                block,
+                unasked.proposer,
+                unasked.view,
+                current,
+                unasked.leader_key.as_ref(),
+            ) {
+                debug!(height, view = unasked.view, proposer = unasked.proposer, %refused, "proposal body not kept");
+            }
+            return Ok(Ok(()));
+        } else {
+            // Fetched, and nothing waits for it any more.
+            return Ok(Ok(()));
+        }
         if let Some(height) = self.awaiting_validation.remove(&digest)
-            && let Some(valid) = self.validate_proposal(height, &digest)
+            && let Some(verdict) = self.validate_proposal(height, &digest)
         {
-            self.feed(Input::ValueValidated { height, digest, valid })?;
+            self.feed(Input::ValueValidated { height, digest, verdict })?;
         }
         if let Some(certificate) = self.awaiting_block.take() {
             if certificate.digest == digest {
@@ -126,6 +220,66 @@ impl Driver {
                 self.awaiting_block = Some(certificate);
             }
         }
+        Ok(Ok(()))
+    }
+
+    /// The decision for a height: commit its block (fetching it first if this node never saw
+    /// it), then move on.
+    pub(super) fn on_decide(&mut self, certificate: CommitCertificate) -> Result<(), Error> {
+        if certificate.height != self.head.height + 1 {
+            return Ok(());
+        }
+        let Some(proposal) = self.proposals.remove(&certificate.digest) else {
+            info!(height = certificate.height, digest = %certificate.digest, "decided block missing; fetching it");
+            self.network.request_proposal(certificate.digest);
+            self.awaiting_block = Some(certificate);
+            return Ok(());
+        };
+        let block = proposal.block;
+        // The body matches its header (the table holds no other), so this is the block the
+        // certificate names. Its timestamp is not judged: the validators agreed on it.
+        let checked = match proposal.execution {
+            Some(execution) => Ok(execution),
+            None => audit::check_link(&self.head, &block.header)
+                .and_then(|()| audit::check_execution(self.store.as_ref(), &block)),
+        };
+        match checked {
+            Ok(execution) => {
+                self.refused = None;
+                self.store.commit(&block, &certificate, execution)?;
+                self.after_commit(ledger::CertifiedBlock { block, certificate })
+            }
+            Err(error) => self.refuse_decided(certificate, error),
+        }
+    }
+
+    /// A quorum certified a block whose body matches its header but that this node's checks
+    /// refuse. Fetching cannot give another body, so either this node's state is corrupt or
+    /// more than f validators are faulty (or run other rules); from here it cannot tell which
+    /// without an audit. It never commits the block. A storage failure, or a state that does
+    /// not follow this node's own head, is local and fatal; otherwise the node stays up
+    /// (serving its verified chain and its evidence, and not voting past this height, since it
+    /// cannot get there), says so loudly, and fetches and checks the block again every
+    /// [`REFUSED_RETRY`]. Exiting would only crash-loop on the same block.
+    fn refuse_decided(&mut self, certificate: CommitCertificate, error: BlockError) -> Result<(), Error> {
+        let height = certificate.height;
+        match error {
+            BlockError::Execution { error: ExecutionError::Store(error), .. } => return Err(error.into()),
+            BlockError::Execution { error: error @ ExecutionError::WrongHeight { .. }, .. } => {
+                return Err(Error::StateCorrupt { height, error });
+            }
+            _ => {}
+        }
+        error!(
+            height,
+            digest = %certificate.digest,
+            %error,
+            retry_s = REFUSED_RETRY.as_secs(),
+            "a quorum certified a block this node refuses: this node's state is corrupt, or more than f validators \
+             are faulty; not committing it (`stele audit --home` tells which)"
+        );
+        self.refused = Some((certificate.digest, Instant::now() + REFUSED_RETRY));
+        self.awaiting_block = Some(certificate);
         Ok(())
     }
 }

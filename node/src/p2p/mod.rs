@@ -2,17 +2,28 @@
 //! manual validation, and a request-response protocol for block sync. Runs as one tokio task;
 //! the driver talks to it through a [`NetworkHandle`] and receives [`NetworkEvent`]s.
 //!
+//! Admitted peers can still flood, so before anything reaches the driver each peer's consensus
+//! messages and requests are charged to its [`budget`] (over it: dropped, and the peer stays
+//! muted while it keeps on), and consensus messages seen moments ago are dropped by a hash of
+//! their bytes ([`seen`]) before the driver spends signature checks on them. Heads and block
+//! ranges are read from the store by a [`serve`] task, never on the swarm loop.
+//!
 //! Permissioned: the allow list holds the peer ids the ledger admits (validators, current and
 //! scheduled) plus configured observers; connections from or to anyone else are refused at the
 //! connection level, and the driver replaces the list whenever the validator set changes.
 
 mod behaviour;
+pub mod budget;
 pub mod protocol;
+pub mod seen;
+pub mod serve;
+#[cfg(test)]
+mod test_support;
 
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use consensus::{ChainId, Digest, Height, Message};
@@ -33,9 +44,11 @@ use tracing::{debug, info, warn};
 
 pub use behaviour::{Limits, consensus_topic, transactions_topic};
 pub use gossipsub::{MessageAcceptance, MessageId};
-use protocol::{Request, Response, SYNC_BATCH_MAX};
+use protocol::{Request, Response};
 
 use behaviour::{Behaviour, BehaviourEvent};
+use budget::{Admission, Budgets};
+use seen::{Path, SeenMessages};
 
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +141,8 @@ pub enum NetworkEvent {
         /// The block, if it had it (not yet verified).
         block: Option<Box<Block>>,
     },
-    /// A request to a peer failed (timeout, refused, disconnected).
+    /// A block request ([`NetworkHandle::request_blocks`]) failed: timeout, refused,
+    /// disconnected, or answered with something else than blocks.
     RequestFailed {
         /// The peer.
         peer: PeerId,
@@ -261,6 +275,10 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 const RETRY_MAX: usize = 4096;
 /// How often disconnected bootstrap peers are dialled again and Kademlia refreshed.
 const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
+/// Peers are asked for their heads at most this often, however often the driver asks: it asks
+/// on every message from a height ahead, and a peer sending many would otherwise make this node
+/// flood every peer with requests (and go over their budgets, losing their blocks).
+const HEADS_INTERVAL_MIN: Duration = Duration::from_millis(250);
 
 /// Starts the network task. Returns once it listens; it runs until every handle is dropped.
 pub async fn start(
@@ -315,43 +333,74 @@ pub async fn start(
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let (events, consensus_events) = mpsc::channel(EVENT_CAPACITY);
     let (tx_events, transaction_events) = mpsc::channel(EVENT_CAPACITY);
+    let (server, served) = serve::spawn(store, limits.max_message_bytes);
     let task = NetworkTask {
         swarm,
         chain_id: settings.chain_id,
-        store,
         events,
         tx_events,
         bootstrap,
         pending: HashMap::new(),
         addresses: HashMap::new(),
         retry: std::collections::VecDeque::new(),
-        max_message_bytes: limits.max_message_bytes,
+        server,
+        budgets: Budgets::new(budget::Settings::for_message_size(limits.max_message_bytes)),
+        seen: SeenMessages::new(seen::CAPACITY, seen::EXPIRY),
+        heads_asked_at: None,
     };
-    tokio::spawn(task.run(command_receiver));
+    tokio::spawn(task.run(command_receiver, served));
     Ok((
         NetworkHandle { commands, local_peer_id, max_message_bytes: limits.max_message_bytes },
         Events { consensus: consensus_events, transactions: transaction_events },
     ))
 }
 
+/// The kind of an outstanding request, so only the answer asked for reaches the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asked {
+    Status,
+    Blocks,
+    Proposal,
+}
+
+/// What becomes of an inbound consensus message.
+enum Intake {
+    /// New and within its sender's budget: on to the driver.
+    Fresh,
+    /// The same bytes came moments ago.
+    Duplicate,
+    /// Over its sender's budget.
+    OverBudget,
+}
+
+/// Reads served off the swarm loop; their answers go back through a response channel.
+type ServeJobs = mpsc::Sender<serve::Job<ResponseChannel<Response>>>;
+type ServedReads = mpsc::Receiver<serve::Served<ResponseChannel<Response>>>;
+
 struct NetworkTask {
     swarm: Swarm<Behaviour>,
     chain_id: ChainId,
-    store: Arc<dyn BlockReader + Send + Sync>,
     events: mpsc::Sender<NetworkEvent>,
     tx_events: mpsc::Sender<NetworkEvent>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     /// Outstanding requests whose answers the driver wants, by request id.
-    pending: HashMap<request_response::OutboundRequestId, PeerId>,
+    pending: HashMap<request_response::OutboundRequestId, (PeerId, Asked)>,
     /// The remote address of each connected peer.
     addresses: HashMap<PeerId, Multiaddr>,
     /// Gossip waiting for room in the peers' send queues.
     retry: std::collections::VecDeque<(Topic, Vec<u8>)>,
-    max_message_bytes: usize,
+    /// Where heads and block ranges are read for peers.
+    server: ServeJobs,
+    /// What each peer may still send.
+    budgets: Budgets,
+    /// Consensus messages received moments ago.
+    seen: SeenMessages,
+    /// When peers were last asked for their heads.
+    heads_asked_at: Option<Instant>,
 }
 
 impl NetworkTask {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut served: ServedReads) {
         let mut redial = tokio::time::interval(REDIAL_INTERVAL);
         let mut retry = tokio::time::interval(RETRY_INTERVAL);
         loop {
@@ -371,6 +420,7 @@ impl NetworkTask {
                         }
                     }
                 }
+                Some(served) = served.recv() => self.respond_served(served),
                 _ = redial.tick() => self.redial(),
                 _ = retry.tick(), if !self.retry.is_empty() => self.retry_publishing(),
             }
@@ -432,21 +482,26 @@ impl NetworkTask {
                 }
             }
             Command::AskHeads => {
+                let now = Instant::now();
+                if self.heads_asked_at.is_some_and(|at| now.saturating_duration_since(at) < HEADS_INTERVAL_MIN) {
+                    return;
+                }
+                self.heads_asked_at = Some(now);
                 let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 for peer in peers {
                     let id = self.swarm.behaviour_mut().request.send_request(&peer, Request::Status);
-                    self.pending.insert(id, peer);
+                    self.pending.insert(id, (peer, Asked::Status));
                 }
             }
             Command::RequestBlocks { peer, from, count } => {
                 let id = behaviour.request.send_request(&peer, Request::Blocks { from, count });
-                self.pending.insert(id, peer);
+                self.pending.insert(id, (peer, Asked::Blocks));
             }
             Command::RequestProposal { digest } => {
                 let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 for peer in peers {
                     let id = self.swarm.behaviour_mut().request.send_request(&peer, Request::Proposal(digest));
-                    self.pending.insert(id, peer);
+                    self.pending.insert(id, (peer, Asked::Proposal));
                 }
             }
             Command::Respond { channel, response } => {
@@ -458,9 +513,10 @@ impl NetworkTask {
                     info!(%peer, "peer no longer admitted");
                     behaviour.allowed.disallow_peer(*peer);
                 }
-                for peer in peers {
-                    behaviour.allowed.allow_peer(peer);
+                for peer in &peers {
+                    behaviour.allowed.allow_peer(*peer);
                 }
+                self.budgets.retain(|peer| peers.contains(peer));
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
@@ -523,6 +579,25 @@ impl NetworkTask {
                     );
                     return None;
                 };
+                if topic == Topic::Consensus {
+                    // Charged to the author (gossipsub messages are signed): a peer forwarding
+                    // another's flood is not at fault, and honest peers forward only what they
+                    // accepted within the author's budget.
+                    let author = message.source.unwrap_or(propagation_source);
+                    match self.admit_consensus(author, Path::Gossip, &message.data, Instant::now()) {
+                        Intake::Fresh => {}
+                        // Not forwarded, and no score penalty: a forwarder may be honest, and an
+                        // honest author's retransmission is not a fault.
+                        Intake::Duplicate | Intake::OverBudget => {
+                            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                MessageAcceptance::Ignore,
+                            );
+                            return None;
+                        }
+                    }
+                }
                 Some(NetworkEvent::Gossip { topic, id: message_id, source: propagation_source, data: message.data })
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
@@ -548,18 +623,27 @@ impl NetworkTask {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => self.serve(peer, request, channel),
                 request_response::Message::Response { request_id, response } => {
-                    self.pending.remove(&request_id);
-                    match response {
-                        Response::Status { head } => Some(NetworkEvent::PeerHead { peer, head }),
-                        Response::Blocks(blocks) => Some(NetworkEvent::Blocks { peer, blocks }),
-                        Response::Proposal(block) => Some(NetworkEvent::Proposal { peer, block }),
-                        Response::Received => None,
+                    let asked = self.pending.remove(&request_id).map(|(_, asked)| asked);
+                    match (asked, response) {
+                        (Some(Asked::Status), Response::Status { head }) => Some(NetworkEvent::PeerHead { peer, head }),
+                        (Some(Asked::Blocks), Response::Blocks(blocks)) => Some(NetworkEvent::Blocks { peer, blocks }),
+                        (Some(Asked::Proposal), Response::Proposal(block)) => {
+                            Some(NetworkEvent::Proposal { peer, block })
+                        }
+                        (None, Response::Received) => None,
+                        // An answer to another question (a head in reply to a vote, say) is
+                        // dropped; for a block request it counts as a failed one.
+                        (asked, _) => {
+                            debug!(%peer, ?asked, "answer of the wrong kind");
+                            (asked == Some(Asked::Blocks)).then_some(NetworkEvent::RequestFailed { peer })
+                        }
                     }
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
                 debug!(%peer, %error, "request failed");
-                self.pending.remove(&request_id).map(|_| NetworkEvent::RequestFailed { peer })
+                let asked = self.pending.remove(&request_id).map(|(_, asked)| asked);
+                (asked == Some(Asked::Blocks)).then_some(NetworkEvent::RequestFailed { peer })
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, %error, "inbound request failed");
@@ -569,48 +653,73 @@ impl NetworkTask {
         }
     }
 
-    /// Answers what the store can answer here; hands the rest to the driver.
-    fn serve(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) -> Option<NetworkEvent> {
-        let response = match request {
-            Request::Status => match self.store.head() {
-                Ok(head) => Response::Status { head: head.height },
-                Err(error) => {
-                    warn!(%error, "cannot read the head for a peer");
-                    return None;
-                }
-            },
-            Request::Blocks { from, count } => Response::Blocks(self.read_blocks(from, count)),
-            Request::Proposal(digest) => return Some(NetworkEvent::ProposalWanted { digest, channel }),
-            Request::Consensus(message) => {
-                let _ = self.swarm.behaviour_mut().request.send_response(channel, Response::Received);
-                return Some(NetworkEvent::Direct { peer, message });
+    /// Checks a consensus message against its sender's budget, then against the messages seen
+    /// moments ago, before the driver spends signature checks on it.
+    fn admit_consensus(&mut self, peer: PeerId, path: Path, bytes: &[u8], now: Instant) -> Intake {
+        if let Admission::OverBudget { first } = self.budgets.consensus(peer, bytes.len(), now) {
+            log_over_budget(peer, "consensus messages", first);
+            return Intake::OverBudget;
+        }
+        if self.seen.first_sight(path, bytes, now) { Intake::Fresh } else { Intake::Duplicate }
+    }
+
+    /// Whether `peer` may make another request now.
+    fn request_admitted(&mut self, peer: PeerId, now: Instant) -> bool {
+        match self.budgets.request(peer, now) {
+            Admission::Admitted => true,
+            Admission::OverBudget { first } => {
+                log_over_budget(peer, "requests", first);
+                false
             }
+        }
+    }
+
+    /// Routes a peer's request: consensus messages and proposal fetches to the driver, reads of
+    /// the chain to the serving task. Dropping a request's channel unanswered (over budget, or
+    /// the serving queue full) fails it on the asker's side.
+    fn serve(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) -> Option<NetworkEvent> {
+        let now = Instant::now();
+        let read = match request {
+            Request::Consensus(message) => {
+                let bytes = borsh::to_vec(&message).expect("encoding to a Vec cannot fail");
+                let intake = self.admit_consensus(peer, Path::Direct, &bytes, now);
+                if let Intake::Fresh | Intake::Duplicate = intake {
+                    let _ = self.swarm.behaviour_mut().request.send_response(channel, Response::Received);
+                }
+                return matches!(intake, Intake::Fresh).then_some(NetworkEvent::Direct { peer, message });
+            }
+            Request::Proposal(digest) => {
+                return self.request_admitted(peer, now).then_some(NetworkEvent::ProposalWanted { digest, channel });
+            }
+            Request::Status => serve::Read::Head,
+            Request::Blocks { from, count } => serve::Read::Blocks { from, count },
         };
-        let _ = self.swarm.behaviour_mut().request.send_response(channel, response);
+        if self.request_admitted(peer, now)
+            && let Err(error) = self.server.try_send(serve::Job { peer, read, reply: channel })
+        {
+            debug!(%peer, %error, "not serving a read: the queue is full");
+        }
         None
     }
 
-    /// Consecutive certified blocks from `from`, within the batch and size limits.
-    fn read_blocks(&self, from: Height, count: u32) -> Vec<CertifiedBlock> {
-        let budget = self.max_message_bytes.saturating_sub(1024);
-        let (mut blocks, mut bytes) = (Vec::new(), 0usize);
-        let count = u64::from(count.min(SYNC_BATCH_MAX));
-        for height in from.max(1)..from.max(1).saturating_add(count) {
-            let block = match self.store.block(height) {
-                Ok(Some(block)) => block,
-                Ok(None) => break,
-                Err(error) => {
-                    warn!(height, %error, "cannot read a block for a peer");
-                    break;
-                }
-            };
-            let size = borsh::object_length(&block).unwrap_or(usize::MAX);
-            if bytes.saturating_add(size) > budget {
-                break;
-            }
-            bytes += size;
-            blocks.push(block);
+    /// Sends a read's answer and charges its size to the asker.
+    fn respond_served(&mut self, served: serve::Served<ResponseChannel<Response>>) {
+        self.budgets.served(served.peer, served.bytes, Instant::now());
+        if let Some(response) = served.response {
+            let _ = self.swarm.behaviour_mut().request.send_response(served.reply, response);
         }
-        blocks
     }
 }
+
+/// Logs a peer going over budget once per flood; every further drop at debug level.
+fn log_over_budget(peer: PeerId, traffic: &str, first: bool) {
+    if first {
+        warn!(%peer, traffic, "peer over budget: dropping its traffic until it slows down");
+    } else {
+        debug!(%peer, traffic, "peer over budget: dropped");
+    }
+}
+
+#[cfg(test)]
+#[path = "network_test.rs"]
+mod tests;

@@ -18,6 +18,7 @@ use ledger::{BlockReader, RocksStore, StoreOptions};
 use serde_json::{Value, json};
 
 use super::{
+    crash_points::call as answer,
     processes::{free_port_range, height, run_ok, wait_for},
     stele,
 };
@@ -100,21 +101,23 @@ impl Drop for Nodes {
     }
 }
 
-/// One JSON-RPC call over plain HTTP/1.0 (no chunking); `None` if the node does not answer.
+/// One JSON-RPC call's result; `None` if the node does not answer or answers with an error.
 fn call(port: u16, method: &str, params: Value) -> Option<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    Some(answer(port, method, params)?.get_mut("result")?.take())
+}
+
+/// The status line a WebSocket upgrade from a web page of `origin` gets.
+fn upgrade_status(port: u16, origin: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let request = format!(
-        "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (_, body) = response.split_once("\r\n\r\n")?;
-    let mut answer: Value = serde_json::from_str(body).ok()?;
-    Some(answer.get_mut("result")?.take())
+    let mut buffer = [0u8; 256];
+    let read = stream.read(&mut buffer).ok()?;
+    String::from_utf8_lossy(&buffer[..read]).lines().next().map(str::to_string)
 }
 
 /// A metric's value from a node's Prometheus endpoint.
@@ -205,6 +208,39 @@ fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_cau
     });
     let started_at = heights().iter().flatten().copied().min().expect("heights");
 
+    // A Byzantine client: 24 transfers whose signatures' R carries a small-torsion component,
+    // valid under the one ZIP-215 rule, submitted one by one across all four nodes. Before that
+    // rule, about a third were refused depending on how each node batched them, and nodes then
+    // disagreed about blocks holding the rest.
+    let faucet_key = genesis::load_key(&dir.path().join("faucet.key.json")).expect("faucet key");
+    let status = call(rpc_port(1), "chain_status", json!([])).expect("status");
+    let chain_id: ChainId = serde_json::from_value(status["chain_id"].clone()).expect("chain id");
+    let torsion_target = "0x00000000000000000000000000000000000000dd";
+    for nonce in 0..24u64 {
+        let transaction = ledger::Transaction {
+            chain_id: chain_id.clone(),
+            signer: faucet_key.public_key(),
+            nonce,
+            payload: ledger::Payload::Transfer { to: torsion_target.parse().expect("address"), amount: 1 },
+        };
+        let message = transaction.signing_bytes();
+        let (_, signature) = consensus::hostile::sign_torsioned(&faucet_key, &message, 1 + nonce as usize % 7, 0);
+        let signed = ledger::SignedTransaction { transaction, signature };
+        let encoded = consensus::hex::encode(signed.encode());
+        let node = (nonce % 4) as u16;
+        assert!(
+            call(rpc_port(node), "tx_submit", json!([encoded])).is_some(),
+            "node{node} refused torsioned transfer {nonce}"
+        );
+    }
+    wait_for("the 24 torsioned transfers committed on every honest node", || {
+        nodes.assert_alive();
+        honest.iter().all(|index| {
+            call(rpc_port(*index), "state_getAccount", json!([torsion_target]))
+                .is_some_and(|account| account["balance"] == 24)
+        })
+    });
+
     // A transfer the outsider admits: it must never reach the chain.
     let faucet = dir.path().join("faucet.key.json");
     let faucet = faucet.to_str().expect("utf-8");
@@ -214,6 +250,32 @@ fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_cau
         run_ok(&["tx", "transfer", "--to", stray, "--amount", "7", "--key", faucet, "--json", "--rpc", &outsider_rpc]);
     let submitted: Value = serde_json::from_str(&submitted).expect("json");
     let stray_hash = submitted["hash"].as_str().expect("hash").to_string();
+
+    // A client floods an honest node with 32 KiB records behind a nonce gap: they take their own
+    // small budget (some are refused with 1008), never the room of transfers that can execute.
+    let mut gapped_refused = 0;
+    for offset in 0..160u64 {
+        let transaction = ledger::Transaction {
+            chain_id: chain_id.clone(),
+            signer: faucet_key.public_key(),
+            nonce: 500 + offset,
+            payload: ledger::Payload::PutRecord { key: offset.to_le_bytes().to_vec(), value: vec![7; 32 * 1024] },
+        };
+        let encoded = consensus::hex::encode(transaction.sign(&faucet_key).encode());
+        let reply = answer(rpc_port(1), "tx_submit", json!([encoded])).expect("node1 answers");
+        if reply["error"]["code"] == 1008 {
+            gapped_refused += 1;
+        } else {
+            assert!(reply.get("result").is_some(), "gapped record {offset}: {reply}");
+        }
+    }
+    assert!(gapped_refused > 0, "no gapped record was refused: the gapped budget is not enforced");
+
+    // A web page the operator opens cannot reach the RPC of any node.
+    for index in 0..4u16 {
+        let refused = upgrade_status(rpc_port(index), "http://evil.example").expect("an answer");
+        assert!(refused.contains("403"), "node{index} let a cross-origin WebSocket in: {refused}");
+    }
 
     // Load through the honest nodes while the Byzantine one does its worst.
     let mut bench = vec!["bench", "--json", "--txs", "600", "--accounts", "6", "--timeout", "90s", "--key", faucet];

@@ -1,5 +1,6 @@
 //! The JSON-RPC API against a real node (one validator, real RocksDB): every method, each
-//! error code, raw HTTP abuse, and a WebSocket subscriber.
+//! error code, raw HTTP abuse, a WebSocket subscriber, the access rules (origin, host, submit
+//! token) and the response budget.
 
 #[path = "../cluster/harness.rs"]
 #[allow(dead_code)]
@@ -199,8 +200,13 @@ fn exchange(address: SocketAddr, head: &str, body: &[u8]) -> String {
 
 /// One raw HTTP request; returns the status code and body.
 fn post(address: SocketAddr, body: &[u8]) -> (u16, String) {
+    post_as(address, &format!("Host: {address}\r\n"), body)
+}
+
+/// One raw HTTP request with these header lines (each ending in CRLF; `Host` among them).
+fn post_as(address: SocketAddr, headers: &str, body: &[u8]) -> (u16, String) {
     let head = format!(
-        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST / HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let response = exchange(address, &head, body);
@@ -329,19 +335,215 @@ fn cors_allows_only_the_configured_origins() {
         cluster.start_with(0, config).await;
         cluster.start(1).await;
         let (open, closed) = (cluster.node(0).rpc_address, cluster.node(1).rpc_address);
-        let answers = tokio::task::spawn_blocking(move || {
-            [
+        let (answers, upgrades) = tokio::task::spawn_blocking(move || {
+            let answers = [
                 preflight(open, "http://allowed.test"),
                 preflight(open, "http://evil.test"),
                 preflight(closed, "http://allowed.test"),
-            ]
+            ];
+            // By default no web page at all may open a WebSocket (CORS does not cover them).
+            let upgrades = [
+                status_of(closed, &upgrade(&closed.to_string(), Some("http://allowed.test"))),
+                status_of(closed, &upgrade(&closed.to_string(), None)),
+            ];
+            (answers, upgrades)
         })
         .await
         .expect("task");
         assert!(answers[0].contains("access-control-allow-origin: http://allowed.test"), "{}", answers[0]);
         assert!(!answers[1].contains("access-control-allow-origin"), "{}", answers[1]);
+        assert!(answers[1].starts_with("http/1.1 403"), "{}", answers[1]);
         // The default (no origins) sends no CORS headers at all.
         assert!(!answers[2].contains("access-control-allow-origin"), "{}", answers[2]);
+        assert_eq!(upgrades, [403, 101]);
+        cluster.stop_all().await;
+    });
+}
+
+/// A WebSocket upgrade request with this `Host` and, if given, this `Origin` (as a browser sends).
+fn upgrade(host: &str, origin: Option<&str>) -> String {
+    let origin = origin.map(|origin| format!("Origin: {origin}\r\n")).unwrap_or_default();
+    format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+    )
+}
+
+/// Sends a request head and returns the status of the answer, reading only the answer's head
+/// (an upgraded connection stays open).
+fn status_of(address: SocketAddr, head: &str) -> u16 {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(head.as_bytes()).expect("write");
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => answer.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&answer).split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn web_pages_get_403_unless_their_origin_and_host_are_allowed() {
+    run(LIMIT, || async {
+        let mut cluster = Cluster::generate(1);
+        let mut config = cluster.config(0);
+        config.rpc.cors_origins = vec!["http://allowed.test".to_string()];
+        config.rpc.allowed_hosts = vec!["node.test".to_string()];
+        cluster.start_with(0, config).await;
+        let address = cluster.node(0).rpc_address;
+        let port = address.port();
+        let answers = tokio::task::spawn_blocking(move || {
+            let call = br#"{"jsonrpc":"2.0","id":1,"method":"chain_status","params":[]}"#;
+            let host = format!("127.0.0.1:{port}");
+            let post_with = |headers: String| post_as(address, &headers, call).0;
+            [
+                // A page of another origin (or a sandboxed one) may not open a WebSocket...
+                status_of(address, &upgrade(&host, Some("http://evil.example"))),
+                status_of(address, &upgrade(&host, Some("null"))),
+                // ...a page of an allowed origin may, and so may any client that is no browser.
+                status_of(address, &upgrade(&host, Some("http://allowed.test"))),
+                status_of(address, &upgrade(&host, None)),
+                // DNS rebinding: the attacker's name re-pointed at 127.0.0.1 arrives as the host.
+                status_of(address, &upgrade(&format!("evil.example:{port}"), None)),
+                post_with(format!("Host: evil.example:{port}\r\n")),
+                post_with(format!("Host: 127.0.0.1.evil.example:{port}\r\n")),
+                // The address, localhost and the configured name pass.
+                post_with(format!("Host: {host}\r\n")),
+                post_with(format!("Host: localhost:{port}\r\n")),
+                post_with(format!("Host: node.test:{port}\r\n")),
+                // A cross-origin fetch: refused from another origin, served from the allowed one.
+                post_with(format!("Host: {host}\r\nOrigin: http://evil.example\r\n")),
+                post_with(format!("Host: {host}\r\nOrigin: http://allowed.test\r\n")),
+            ]
+        })
+        .await
+        .expect("task");
+        assert_eq!(answers, [403, 403, 101, 101, 403, 403, 403, 200, 200, 200, 403, 200]);
+        // Rust clients send no Origin: they work as before, over HTTP and WebSocket.
+        let ws = WsClientBuilder::default().build(format!("ws://{address}")).await.expect("ws client");
+        ws.chain_status().await.expect("chain_status over WebSocket");
+        let http = HttpClientBuilder::default().build(format!("http://localhost:{port}")).expect("client");
+        http.chain_status().await.expect("chain_status over HTTP");
+        cluster.stop_all().await;
+    });
+}
+
+/// The code and message of a JSON-RPC error.
+fn refusal(result: Result<impl std::fmt::Debug, ClientError>) -> (i32, String) {
+    match result {
+        Err(ClientError::Call(error)) => (error.code(), error.message().to_string()),
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+#[test]
+fn with_a_submit_token_only_its_holders_submit_and_reads_stay_open() {
+    run(LIMIT, || async {
+        const TOKEN: &str = "s3cret-submit-token-0123456789";
+        let mut cluster = Cluster::generate(1);
+        std::fs::write(cluster.home(0).join("rpc.token"), format!("{TOKEN}\n")).expect("token file");
+        let mut config = cluster.config(0);
+        config.rpc.submit_token_file = Some("rpc.token".into());
+        cluster.start_with(0, config).await;
+        cluster.wait_height(1).await;
+        let address = cluster.node(0).rpc_address;
+        let url = format!("http://{address}");
+        let holding = |token: &str| {
+            let headers = rpc::access::bearer_headers(token).expect("headers");
+            HttpClientBuilder::default().set_headers(headers).build(&url).expect("client")
+        };
+        let anonymous = HttpClientBuilder::default().build(&url).expect("client");
+
+        // Reads need no token.
+        anonymous.chain_status().await.expect("chain_status");
+        // Submissions without it, or with another, are refused with a clear error, and admit nothing.
+        let transfer = cluster.transfer(1);
+        let (code, message) = refusal(anonymous.tx_submit(hex(&transfer)).await);
+        assert_eq!(code, error::UNAUTHORIZED);
+        assert!(message.contains("Authorization: Bearer"), "{message}");
+        let (code, message) = refusal(holding("not-the-token-0123456789").tx_submit(hex(&transfer)).await);
+        assert_eq!(code, error::UNAUTHORIZED);
+        assert!(message.contains("another"), "{message}");
+        let (code, _) = refusal(anonymous.tx_submit_and_wait(hex(&transfer), Some(1_000)).await);
+        assert_eq!(code, error::UNAUTHORIZED);
+        assert_eq!(anonymous.tx_get(transfer.hash()).await.expect("tx_get").status, TxState::Unknown);
+        // In a batch the submission is refused and the read beside it answered.
+        let batch = format!(
+            r#"[{{"jsonrpc":"2.0","id":1,"method":"tx_submit","params":["{}"]}},{{"jsonrpc":"2.0","id":2,"method":"chain_status","params":[]}}]"#,
+            hex(&transfer)
+        );
+        let (_, body) = tokio::task::spawn_blocking(move || post(address, batch.as_bytes())).await.expect("task");
+        let responses: Vec<serde_json::Value> = serde_json::from_str(&body).expect("a JSON array");
+        assert_eq!(responses[0]["error"]["code"], error::UNAUTHORIZED, "{body}");
+        assert!(responses[1]["result"]["height"].is_u64(), "{body}");
+
+        // With the token: admitted and committed.
+        let authorized = holding(TOKEN);
+        let waited = authorized.tx_submit_and_wait(hex(&transfer), Some(30_000)).await.expect("with the token");
+        assert_eq!(waited.status, TxState::Committed);
+        authorized.tx_submit(hex(&cluster.transfer(1))).await.expect("tx_submit with the token");
+        // Over a WebSocket, the token of the upgrade request counts for every call.
+        let headers = rpc::access::bearer_headers(TOKEN).expect("headers");
+        let ws = WsClientBuilder::default().set_headers(headers).build(format!("ws://{address}")).await.expect("ws");
+        ws.tx_submit(hex(&cluster.transfer(1))).await.expect("over WebSocket with the token");
+        let ws_anonymous = WsClientBuilder::default().build(format!("ws://{address}")).await.expect("ws");
+        assert_eq!(refusal(ws_anonymous.tx_submit(hex(&cluster.transfer(1))).await).0, error::UNAUTHORIZED);
+        ws_anonymous.chain_status().await.expect("reads over WebSocket need no token");
+        cluster.stop_all().await;
+    });
+}
+
+#[test]
+fn block_pages_and_batches_of_them_stay_within_the_response_budget() {
+    run(LIMIT, || async {
+        const MAX_RESPONSE_BYTES: u32 = 200_000;
+        let mut cluster = Cluster::generate(1);
+        let mut config = cluster.config(0);
+        config.rpc.max_response_bytes = MAX_RESPONSE_BYTES;
+        // One read at a time: every call below still completes, queued for the one permit.
+        config.rpc.read_threads = 1;
+        cluster.start_with(0, config).await;
+        cluster.wait_height(1).await;
+        let address = cluster.node(0).rpc_address;
+        let client = HttpClientBuilder::default().build(format!("http://{address}")).expect("client");
+        // Blocks of about 66 KB of JSON each: a 16 KiB record value, twice as hex.
+        for index in 0..6u8 {
+            let put = cluster.faucet_tx(Payload::PutRecord { key: vec![index], value: vec![index; 16 * 1024] });
+            client.tx_submit_and_wait(hex(&put), Some(30_000)).await.expect("committed");
+        }
+        let head = client.chain_status().await.expect("chain_status").height;
+
+        // One call: a shorter page rather than an error; paging on from the last height + 1
+        // fetches the rest.
+        let page = client.chain_get_blocks(1, head).await.expect("a page within the budget");
+        assert!(!page.is_empty() && (page.len() as u64) < head, "{} of {head} blocks", page.len());
+        let mut fetched = page.len() as u64;
+        while fetched < head {
+            let next = client.chain_get_blocks(fetched + 1, head).await.expect("the next page");
+            assert_eq!(next.first().map(|block| block.header.height), Some(fetched + 1));
+            fetched += next.len() as u64;
+        }
+
+        // A batch of 100 such calls shares one budget: 100 answers within the limit (pages while
+        // the budget lasts, then -32008), not 100 full pages built before the limit applies.
+        let call = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"chain_getBlocks","params":[1,{head}]}}"#);
+        let batch = format!("[{}]", vec![call; 100].join(","));
+        let (status, body) = tokio::task::spawn_blocking(move || post(address, batch.as_bytes())).await.expect("task");
+        assert_eq!(status, 200);
+        assert!(body.len() <= MAX_RESPONSE_BYTES as usize, "{} bytes", body.len());
+        let responses: Vec<serde_json::Value> =
+            serde_json::from_str(&body).expect("an array of answers, not one error for the whole batch");
+        assert_eq!(responses.len(), 100);
+        let pages = responses
+            .iter()
+            .filter(|response| response["result"].as_array().is_some_and(|page| !page.is_empty()))
+            .count();
+        let refused =
+            responses.iter().filter(|response| response["error"]["code"] == error::RESPONSE_TOO_LARGE).count();
+        assert!(pages >= 1 && refused >= 1 && pages + refused == 100, "{pages} pages, {refused} refused: {body:.500}");
         cluster.stop_all().await;
     });
 }
