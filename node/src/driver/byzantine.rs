@@ -2,7 +2,7 @@
 //! `byzantine` feature, which only test builds enable (node's self dev-dependency): a release
 //! build has none of this code.
 //!
-//! `STELE_BYZANTINE=equivocate,double-vote,garbage,oversized,bad-signature,replay,tamper-body,far-future`
+//! `STELE_BYZANTINE=equivocate,double-vote,garbage,oversized,bad-signature,replay,tamper-body,far-future,lie-sync`
 //! (or `all`) chooses the behaviours at start. They act where the driver's messages leave it, on top of the
 //! honest core, which keeps running (so the validator still takes part and its lies look like
 //! its honest messages):
@@ -20,7 +20,9 @@
 //!   not the proposal);
 //! - `far-future`: for views it leads far past the current one (and for views just ahead),
 //!   signed PRE-PREPAREs and unjustified NEW-VIEWs carrying blocks, to fill its peers' tables
-//!   of proposals and so force fetches that `tamper-body` answers.
+//!   of proposals and so force fetches that `tamper-body` answers;
+//! - `lie-sync`: to block sync, the head `u64::MAX` and an empty answer to every range (the
+//!   serving task, `p2p::serve`, acts on it).
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -70,10 +72,13 @@ pub enum Behaviour {
     TamperBody,
     /// Proposals for views far ahead (and just ahead), to fill the peers' tables.
     FarFuture,
+    /// In block sync, claims the highest possible head and answers every range with nothing
+    /// (acted on by the serving task, `p2p::serve`).
+    LieSync,
 }
 
 impl Behaviour {
-    const ALL: [(&'static str, Behaviour); 8] = [
+    const ALL: [(&'static str, Behaviour); 9] = [
         ("equivocate", Behaviour::Equivocate),
         ("double-vote", Behaviour::DoubleVote),
         ("garbage", Behaviour::Garbage),
@@ -82,6 +87,7 @@ impl Behaviour {
         ("replay", Behaviour::Replay),
         ("tamper-body", Behaviour::TamperBody),
         ("far-future", Behaviour::FarFuture),
+        ("lie-sync", Behaviour::LieSync),
     ];
 }
 
@@ -141,6 +147,14 @@ impl Byzantine {
 }
 
 /// The behaviours a comma-separated list names (`all` for every one).
+/// Whether [`ENV`] names `lie-sync` (or `all`): the serving task then lies to syncing peers.
+pub(crate) fn lies_in_sync() -> bool {
+    std::env::var(ENV)
+        .ok()
+        .and_then(|names| parse(&names).ok())
+        .is_some_and(|behaviours| behaviours.contains(&Behaviour::LieSync))
+}
+
 fn parse(names: &str) -> Result<HashSet<Behaviour>, Error> {
     let mut behaviours = HashSet::new();
     for name in names.split(',').map(str::trim).filter(|name| !name.is_empty()) {

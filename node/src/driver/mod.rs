@@ -8,7 +8,7 @@
 
 mod admission;
 #[cfg(feature = "byzantine")]
-mod byzantine;
+pub(crate) mod byzantine;
 pub mod evidence;
 mod gossip;
 mod proposals;

@@ -96,7 +96,21 @@ async fn run<R: Send + 'static>(
     }
 }
 
+/// Byzantine test build only: whether this node lies in block sync (`STELE_BYZANTINE=lie-sync`).
+#[cfg(feature = "byzantine")]
+fn lies_in_sync() -> bool {
+    static LIES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LIES.get_or_init(crate::driver::byzantine::lies_in_sync)
+}
+
 fn answer(store: &(dyn BlockReader + Send + Sync), read: Read, budget: usize) -> (Option<Response>, usize) {
+    #[cfg(feature = "byzantine")]
+    if lies_in_sync() {
+        return match read {
+            Read::Head => (Some(Response::Status { head: Height::MAX }), 0),
+            Read::Blocks { .. } => (Some(Response::Blocks(Vec::new())), 0),
+        };
+    }
     match read {
         Read::Head => match store.head() {
             Ok(head) => (Some(Response::Status { head: head.height }), 0),

@@ -1,8 +1,11 @@
 //! One Byzantine validator among four `stele start` processes (the test build's `byzantine`
-//! feature, every behaviour on) and one node outside the validator set: the honest nodes keep
-//! committing under load and agree on every block, their chains audit, they record evidence
-//! naming the Byzantine validator (and no one else) that verifies from the votes alone, and the
-//! outsider never connects nor gets anything in.
+//! feature, every behaviour on), one Byzantine observer the validators admit (tampered bodies,
+//! far-future proposals, replays, garbage, forged votes, lies to block sync), one node outside
+//! the validator set, and a hostile client (torsioned signatures, gapped-nonce floods,
+//! cross-origin WebSockets): the honest nodes keep committing under load, a late one syncs past
+//! the liars, they agree on every block, their chains audit, they record evidence naming the
+//! Byzantine validator (and no one else) that verifies from the votes alone, and the outsider
+//! never connects nor gets anything in.
 
 use std::{
     collections::BTreeSet,
@@ -154,7 +157,7 @@ fn verified_vote(chain_id: &ChainId, public_key: &PublicKey, vote: &Value) -> Si
 fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_caught() {
     let _network = super::one_network_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
-    let base = free_port_range(15);
+    let base = free_port_range(18);
     super::processes::generate(dir.path(), 4, base);
     let homes: Vec<PathBuf> = (0..4).map(|index| dir.path().join(format!("node{index}"))).collect();
     let rpc_port = |index: u16| base + 3 * index + 1;
@@ -167,31 +170,57 @@ fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_cau
     let outside_base = base + 12;
     super::processes::generate(&outside_dir, 1, outside_base);
     let outsider = outside_dir.join("node0");
-    std::fs::copy(dir.path().join("genesis.json"), outsider.join("genesis.json")).expect("copy genesis");
     let bootstrap: Vec<String> = (0..4u16)
         .zip(&homes)
         .map(|(index, home)| format!("\"/ip4/127.0.0.1/tcp/{}/p2p/{}\"", base + 3 * index, peer_id(home)))
         .collect();
-    std::fs::write(
-        outsider.join("config.toml"),
-        format!(
-            "[network]\nlisten = \"/ip4/127.0.0.1/tcp/{outside_base}\"\nbootstrap = [{}]\n\n\
-             [rpc]\nlisten = \"127.0.0.1:{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
-            bootstrap.join(", "),
-            outside_base + 1,
-            outside_base + 2
-        ),
-    )
-    .expect("write the outsider's config");
+    let write_config = |home: &Path, base: u16| {
+        std::fs::copy(dir.path().join("genesis.json"), home.join("genesis.json")).expect("copy genesis");
+        std::fs::write(
+            home.join("config.toml"),
+            format!(
+                "[network]\nlisten = \"/ip4/127.0.0.1/tcp/{base}\"\nbootstrap = [{}]\n\n\
+                 [rpc]\nlisten = \"127.0.0.1:{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+                bootstrap.join(", "),
+                base + 1,
+                base + 2
+            ),
+        )
+        .expect("write the config");
+    };
+    write_config(&outsider, outside_base);
+
+    // The Byzantine observer: admitted by every validator (`network.observers`), it serves
+    // tampered bodies, re-gossips proposals with changed bodies, replays, sends garbage and
+    // forged votes, and lies to block sync (head u64::MAX, empty ranges).
+    let observer_dir = dir.path().join("observer");
+    let observer_base = base + 15;
+    super::processes::generate(&observer_dir, 1, observer_base);
+    let observer = observer_dir.join("node0");
+    write_config(&observer, observer_base);
+    let observer_peer = peer_id(&observer);
+    for home in &homes {
+        let config = std::fs::read_to_string(home.join("config.toml")).expect("read config");
+        let admitted = config.replacen("[network]\n", &format!("[network]\nobservers = [\"{observer_peer}\"]\n"), 1);
+        assert_ne!(admitted, config, "{} has no [network] section", home.display());
+        std::fs::write(home.join("config.toml"), admitted).expect("write config");
+    }
     let outsider_peer = peer_id(&outsider);
 
     let mut nodes = Nodes(Vec::new());
     nodes.start(&homes[0], &[("STELE_BYZANTINE", "all"), ("STELE__NETWORK__MAX_MESSAGE_BYTES", BYZANTINE_MESSAGE_MAX)]);
-    for index in honest {
+    // node3 starts late, so it must sync past two liars (node0's `all` includes lie-sync).
+    for index in [1u16, 2] {
         nodes.start(&homes[usize::from(index)], &[("STELE__NETWORK__MAX_MESSAGE_BYTES", HONEST_MESSAGE_MAX)]);
     }
     // It tries what it can too: garbage, replays and forged signatures, if it ever had a peer.
     nodes.start(&outsider, &[("STELE_BYZANTINE", "garbage,replay,bad-signature")]);
+    nodes.start(&observer, &[("STELE_BYZANTINE", "tamper-body,far-future,replay,garbage,bad-signature,lie-sync")]);
+    wait_for("node1 and node2 past height 4", || {
+        nodes.assert_alive();
+        [1u16, 2].iter().all(|index| height(metrics_port(*index)).is_some_and(|height| height >= 4))
+    });
+    nodes.start(&homes[3], &[("STELE__NETWORK__MAX_MESSAGE_BYTES", HONEST_MESSAGE_MAX)]);
 
     let outsider_seen = |nodes: &mut Nodes| {
         nodes.assert_alive();
@@ -202,10 +231,16 @@ fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_cau
         })
     };
     let heights = || honest.map(|index| height(metrics_port(index)));
-    wait_for("every honest node past height 2", || {
+    wait_for("every honest node past height 4 (node3 by sync)", || {
         assert!(!outsider_seen(&mut nodes), "an honest node lists the outsider as a peer");
-        heights().iter().all(|height| height.is_some_and(|height| height >= 2))
+        heights().iter().all(|height| height.is_some_and(|height| height >= 4))
     });
+    let observer_admitted = honest.iter().any(|index| {
+        call(rpc_port(*index), "net_peers", json!([])).is_some_and(|peers| {
+            peers.as_array().is_some_and(|peers| peers.iter().any(|peer| peer["peer_id"] == observer_peer.as_str()))
+        })
+    });
+    assert!(observer_admitted, "no honest node lists the Byzantine observer: its attacks never reached them");
     let started_at = heights().iter().flatten().copied().min().expect("heights");
 
     // A Byzantine client: 24 transfers whose signatures' R carries a small-torsion component,
@@ -341,6 +376,9 @@ fn one_byzantine_validator_of_four_breaks_neither_safety_nor_liveness_and_is_cau
     nodes.stop_all();
     let log = std::fs::read_to_string(homes[0].join("node.log")).expect("log");
     assert!(log.contains("BYZANTINE TEST BUILD"), "node0 did not run as a Byzantine validator:\n{log}");
+    // The late node was lied to in block sync and gave the liar up, yet caught up.
+    let late = std::fs::read_to_string(homes[3].join("node.log")).expect("log");
+    assert!(late.contains("sync peer did not serve what it claimed"), "node3 never met a lying sync peer:\n{late}");
     // Every honest chain audits from genesis, and they agree at every common height.
     let document = genesis::GenesisDocument::load(&dir.path().join("genesis.json")).expect("genesis");
     let genesis = document.to_ledger().expect("genesis");
