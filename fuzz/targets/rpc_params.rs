@@ -50,8 +50,8 @@ impl Backend for FuzzBackend {
         let fixture = Fixture::get();
         let checked = precheck(&fixture.chain_id, &fixture.genesis.params, vec![transaction], &VerifiedCache::new(0));
         let mut mempool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
-        match mempool.admit_prechecked(&fixture.store, checked).pop() {
-            Some(verdict) => verdict.map_err(submit_error),
+        match mempool.admit_prechecked(&fixture.store, checked, std::time::Instant::now()).pop() {
+            Some(verdict) => verdict.map(|admitted| admitted.hash()).map_err(submit_error),
             None => Err(SubmitError::Unavailable("no verdict".to_string())),
         }
     }

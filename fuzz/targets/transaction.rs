@@ -45,7 +45,10 @@ pub fn run(data: &[u8]) -> Depth {
     // Admission against the fixture's head state (roles, nonce window): must not panic, and only
     // what passed precheck can be admitted.
     let mut mempool = Mempool::new(fixture.chain_id.clone(), MempoolConfig::default());
-    let admitted = mempool.admit_prechecked(&fixture.store, vec![mempool_verdict]).pop().expect("one verdict");
+    let admitted = mempool
+        .admit_prechecked(&fixture.store, vec![mempool_verdict], std::time::Instant::now())
+        .pop()
+        .expect("one verdict");
     if verdict.is_err() {
         assert!(admitted.is_err(), "admitted a transaction the ledger rejects");
         return Depth::Rejected;

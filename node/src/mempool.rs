@@ -285,7 +285,7 @@ impl Mempool {
 
     /// Admits a batch of encoded transactions (from clients or peers) at `now`, verifying their
     /// signatures in batches; returns one verdict per transaction, in order. The node checks
-    /// off the driver's thread with [`precheck`] and admits with [`Mempool::admit_prechecked_at`];
+    /// off the driver's thread with [`precheck`] and admits with [`Mempool::admit_prechecked`];
     /// this is both in one call.
     pub fn admit_batch(
         &mut self,
@@ -297,26 +297,14 @@ impl Mempool {
             Ok(params) => precheck(&self.chain_id, &params, encoded.to_vec(), &VerifiedCache::new(0)),
             Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
         };
-        self.admit_prechecked_at(state, checked, now)
-    }
-
-    /// [`Mempool::admit_prechecked_at`] at the current time, without saying which transactions
-    /// are ready. A caller that gossips what it admitted must use `admit_prechecked_at` instead,
-    /// so it gossips only [`Admitted::Ready`] ones.
-    pub fn admit_prechecked(
-        &mut self,
-        state: &impl StateReader,
-        checked: Vec<Result<Prechecked, AdmitError>>,
-    ) -> Vec<Result<Digest, AdmitError>> {
-        let verdicts = self.admit_prechecked_at(state, checked, Instant::now());
-        verdicts.into_iter().map(|verdict| verdict.map(|admitted| admitted.hash())).collect()
+        self.admit_prechecked(state, checked, now)
     }
 
     /// Admits transactions that passed [`precheck`] at `now`: the checks that need the state
     /// (role, nonce window, duplicates) and the caps, after dropping the queued transactions
     /// that expired by `now`. One verdict per entry, in order; a precheck failure is passed
     /// through. Gossip only the [`Admitted::Ready`] ones, then [`Mempool::take_promoted`].
-    pub fn admit_prechecked_at(
+    pub fn admit_prechecked(
         &mut self,
         state: &impl StateReader,
         checked: Vec<Result<Prechecked, AdmitError>>,

@@ -221,7 +221,7 @@ impl Driver {
     }
 
     fn admit_gossiped(&mut self, checked: Vec<Result<Prechecked, AdmitError>>) -> MessageAcceptance {
-        let verdicts = self.mempool.admit_prechecked_at(self.store.as_ref(), checked, std::time::Instant::now());
+        let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked, std::time::Instant::now());
         // Transactions this one let out of a nonce gap can now execute: peers should hear of them.
         self.tx_outbox.extend(self.mempool.take_promoted());
         self.update_mempool_metrics();

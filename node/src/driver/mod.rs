@@ -560,7 +560,7 @@ impl Driver {
             Request::Submit { checked, reply } => {
                 let encoded: Vec<Option<Vec<u8>>> =
                     checked.iter().map(|result| result.as_ref().ok().map(|tx| tx.encoded().to_vec())).collect();
-                let admitted = self.mempool.admit_prechecked_at(self.store.as_ref(), checked, Instant::now());
+                let admitted = self.mempool.admit_prechecked(self.store.as_ref(), checked, Instant::now());
                 for (encoded, verdict) in encoded.into_iter().zip(&admitted) {
                     // Held behind a nonce gap: gossiped only once the gap closes (take_promoted).
                     if let (Some(encoded), Ok(crate::mempool::Admitted::Ready(_))) = (encoded, verdict) {
