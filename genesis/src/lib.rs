@@ -1,5 +1,6 @@
-//! How a Stele network begins: the `genesis.json` document, key files, and generating every
-//! file an n-validator network needs.
+//! How a Stele network begins: the `genesis.json` document, key files, generating every file
+//! an n-validator network needs in one place, and assembling a genesis from the public
+//! validator entries of separate operators.
 //!
 //! Depends on `ledger` (whose [`ledger::Genesis`] is the canonical content this JSON maps to)
 //! and `consensus` (keys). Never on networking or RPC.
@@ -7,12 +8,16 @@
 //! Invariants: the genesis hash is computed from the canonical borsh form, so reformatting the
 //! JSON never changes it; key files are created with mode 0600 and never overwritten.
 
+mod build;
 mod document;
+mod entry;
 mod keyfile;
 mod network;
 mod peer_id;
 
+pub use build::{BuiltGenesis, GenesisPlan, build_genesis};
 pub use document::{GenesisAccountEntry, GenesisDocument, GenesisValidatorEntry};
+pub use entry::{ENTRY_FORMAT, ValidatorEntry};
 pub use keyfile::{KeyFile, load_key, write_key};
 pub use network::{GeneratedNetwork, GeneratedNode, NetworkSpec, files, generate_network};
 pub use peer_id::peer_id_of;
@@ -57,6 +62,37 @@ pub enum Error {
     /// A file that would be overwritten.
     #[error("{0} already exists; refusing to overwrite it")]
     Exists(std::path::PathBuf),
+    /// A file given as a validator entry that is not one, or one made for another chain.
+    #[error("{path}: {message}")]
+    Foreign {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What it is instead.
+        message: String,
+    },
+    /// Two validator entries share a name, consensus key or peer id.
+    #[error("{first} and {second} have the same {what} ({value}): each validator needs its own")]
+    Duplicate {
+        /// What they share.
+        what: &'static str,
+        /// The shared value.
+        value: String,
+        /// The earlier entry.
+        first: std::path::PathBuf,
+        /// The later one.
+        second: std::path::PathBuf,
+    },
+    /// Fewer validators than the genesis requires.
+    #[error(
+        "{count} validator(s), but params.min_validators is {min} (4 tolerate one faulty validator); \
+         add validators or lower min_validators"
+    )]
+    TooFewValidators {
+        /// Validators given.
+        count: usize,
+        /// `params.min_validators`.
+        min: u32,
+    },
 }
 
 pub(crate) fn invalid(field: impl Into<String>, message: impl std::fmt::Display) -> Error {

@@ -18,6 +18,8 @@ pub mod files {
     pub const VALIDATOR_KEY: &str = "validator.key.json";
     /// A node's libp2p identity key (in its home).
     pub const NODE_KEY: &str = "node.key.json";
+    /// A validator's public entry for whoever assembles the genesis (in its home; no secret).
+    pub const VALIDATOR_ENTRY: &str = "validator.public.json";
 }
 
 /// What network to generate.

@@ -64,6 +64,11 @@ pub struct Config {
 pub struct NetworkConfig {
     /// libp2p listen address (multiaddr).
     pub listen: String,
+    /// The address other hosts dial to reach this node (multiaddr, without `/p2p/`), announced
+    /// to peers; unset: the listen addresses are announced. Set it when `listen` is a wildcard
+    /// (`/ip4/0.0.0.0/...`) or behind NAT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<String>,
     /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`); Kademlia finds the rest.
     pub bootstrap: Vec<String>,
     /// Peer ids admitted besides the validators (observers).
@@ -78,6 +83,7 @@ impl Default for NetworkConfig {
     fn default() -> Self {
         NetworkConfig {
             listen: "/ip4/127.0.0.1/tcp/26656".to_string(),
+            external_address: None,
             bootstrap: Vec::new(),
             observers: Vec::new(),
             max_connections: 64,
@@ -128,6 +134,10 @@ pub struct RpcConfig {
     /// Most store reads the RPC server runs at once, each on a thread of the blocking pool (not
     /// on the async workers the consensus driver needs).
     pub read_threads: u32,
+    /// `GET /ready` answers 503 while the last committed block is older than this (with no
+    /// load, blocks come every `consensus.empty_block_interval`, so keep it above that).
+    #[serde(with = "humantime_serde")]
+    pub ready_max_block_age: Duration,
 }
 
 impl RpcConfig {
@@ -163,6 +173,7 @@ impl RpcConfig {
             allowed_hosts: self.allowed_hosts.clone(),
             submit_token,
             read_threads: self.read_threads as usize,
+            ready_max_block_age: self.ready_max_block_age,
         })
     }
 
@@ -225,6 +236,7 @@ impl Default for RpcConfig {
             allowed_hosts: Vec::new(),
             submit_token_file: None,
             read_threads: rpc::READ_THREADS_DEFAULT as u32,
+            ready_max_block_age: Duration::from_secs(120),
         }
     }
 }
@@ -409,6 +421,14 @@ impl Config {
         if !self.network.listen.starts_with('/') {
             return Err(invalid("network.listen", "must be a multiaddr such as /ip4/127.0.0.1/tcp/26656"));
         }
+        if let Some(external) = &self.network.external_address
+            && (!external.starts_with('/') || external.contains("/p2p/"))
+        {
+            return Err(invalid(
+                "network.external_address",
+                format!("{external:?} must be a multiaddr such as /ip4/203.0.113.7/tcp/26656 (without /p2p/)"),
+            ));
+        }
         if let Some(bad) = self.network.bootstrap.iter().find(|peer| !peer.starts_with('/') || !peer.contains("/p2p/"))
         {
             return Err(invalid("network.bootstrap", format!("{bad:?} must be a multiaddr ending in /p2p/<peer id>")));
@@ -443,6 +463,7 @@ impl Config {
             ("rpc.idle_timeout", self.rpc.idle_timeout),
             ("rpc.request_body_timeout", self.rpc.request_body_timeout),
             ("rpc.ws_idle_timeout", self.rpc.ws_idle_timeout),
+            ("rpc.ready_max_block_age", self.rpc.ready_max_block_age),
         ];
         if let Some((key, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(invalid(key, "must be longer than 0s"));

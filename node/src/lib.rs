@@ -6,6 +6,7 @@
 //! (sync) is verified against the validator set in force before it is stored; only peers the
 //! ledger admits (plus configured observers) can connect.
 
+pub mod admin;
 pub mod config;
 pub mod driver;
 pub mod logging;

@@ -1,5 +1,11 @@
 //! The node's Prometheus metrics: one struct, updated by the driver (never by the consensus
 //! core), served in the text format at `metrics.listen`.
+//!
+//! Names follow Prometheus's conventions: the `stele_` prefix, base units named by a suffix
+//! (`_seconds`, `_bytes`; registered with their unit, so the text carries `# UNIT` too), a plural
+//! noun for what a gauge or histogram counts (`_transactions`, `_peers`), and `_total` on every
+//! counter (prometheus-client appends it). `deploy/grafana/stele-dashboard.json` queries them;
+//! a test below fails if it queries one this struct does not export.
 
 use prometheus_client::{
     encoding::text::encode,
@@ -8,33 +14,34 @@ use prometheus_client::{
         gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
-    registry::Registry,
+    registry::{Registry, Unit},
 };
 
-/// Every metric the node exports, all prefixed `stele_`.
+/// Every metric the node exports; each field's doc names it as exported.
 pub struct Metrics {
     registry: Registry,
-    /// Height of the last committed block.
+    /// `stele_height`: height of the last committed block.
     pub height: Gauge,
-    /// Current consensus view within the height being decided.
+    /// `stele_view`: current consensus view within the height being decided.
     pub view: Gauge,
-    /// View changes this node took part in.
+    /// `stele_view_changes_total`: view changes this node took part in.
     pub view_changes: Counter,
-    /// Transactions committed.
+    /// `stele_committed_transactions_total`: transactions committed.
     pub committed_txs: Counter,
-    /// Transactions pending in the mempool.
+    /// `stele_mempool_transactions`: transactions pending in the mempool.
     pub mempool_txs: Gauge,
-    /// Bytes pending in the mempool.
+    /// `stele_mempool_size_bytes`: encoded bytes pending in the mempool.
     pub mempool_bytes: Gauge,
-    /// Connected peers.
+    /// `stele_peers`: connected peers.
     pub peers: Gauge,
-    /// Seconds from a block's proposal to its commit on this node.
+    /// `stele_commit_latency_seconds`: from a height's start to its commit on this node.
     pub commit_latency_seconds: Histogram,
-    /// Transactions per committed block.
+    /// `stele_block_transactions`: transactions per committed block.
     pub block_txs: Histogram,
-    /// Encoded bytes per committed block.
+    /// `stele_block_size_bytes`: encoded bytes per committed block.
     pub block_bytes: Histogram,
-    /// Distinct pieces of evidence recorded (conflicting votes of one validator).
+    /// `stele_evidence_total`: distinct pieces of evidence recorded (conflicting votes of one
+    /// validator).
     pub evidence: Counter,
 }
 
@@ -57,17 +64,28 @@ impl Default for Metrics {
         registry.register("height", "Height of the last committed block", height.clone());
         registry.register("view", "Consensus view of the height being decided", view.clone());
         registry.register("view_changes", "View changes this node took part in", view_changes.clone());
-        registry.register("committed_txs", "Transactions committed", committed_txs.clone());
-        registry.register("mempool_txs", "Transactions pending in the mempool", mempool_txs.clone());
-        registry.register("mempool_bytes", "Bytes pending in the mempool", mempool_bytes.clone());
+        registry.register("committed_transactions", "Transactions committed", committed_txs.clone());
+        registry.register("mempool_transactions", "Transactions pending in the mempool", mempool_txs.clone());
+        registry.register_with_unit(
+            "mempool_size",
+            "Encoded bytes pending in the mempool",
+            Unit::Bytes,
+            mempool_bytes.clone(),
+        );
         registry.register("peers", "Connected peers", peers.clone());
-        registry.register(
-            "commit_latency_seconds",
-            "Seconds from a block's proposal to its commit",
+        registry.register_with_unit(
+            "commit_latency",
+            "Seconds from the start of a height to its commit on this node",
+            Unit::Seconds,
             commit_latency_seconds.clone(),
         );
-        registry.register("block_txs", "Transactions per committed block", block_txs.clone());
-        registry.register("block_bytes", "Encoded bytes per committed block", block_bytes.clone());
+        registry.register("block_transactions", "Transactions per committed block", block_txs.clone());
+        registry.register_with_unit(
+            "block_size",
+            "Encoded bytes per committed block",
+            Unit::Bytes,
+            block_bytes.clone(),
+        );
         registry.register("evidence", "Distinct pieces of evidence of misbehaviour recorded", evidence.clone());
         Metrics {
             registry,
@@ -106,30 +124,258 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
-    fn renders_every_metric_with_its_value() {
+    fn renders_every_metric_with_its_value_under_its_conventional_name() {
         let metrics = Metrics::default();
         metrics.block_committed(42, 1_000, 150_000, 0.25);
         metrics.block_committed(43, 10, 1_500, 0.05);
         metrics.mempool_txs.set(7);
+        metrics.mempool_bytes.set(2_048);
         metrics.view_changes.inc();
         metrics.evidence.inc();
         let text = metrics.render();
         for line in [
             "stele_height 43",
-            "stele_committed_txs_total 1010",
-            "stele_mempool_txs 7",
+            "stele_committed_transactions_total 1010",
+            "stele_mempool_transactions 7",
+            "stele_mempool_size_bytes 2048",
             "stele_view_changes_total 1",
             "stele_evidence_total 1",
             "stele_commit_latency_seconds_count 2",
-            "stele_block_txs_count 2",
+            "stele_block_transactions_count 2",
+            "stele_block_size_bytes_sum 151500.0",
             "stele_peers 0",
+            "# TYPE stele_committed_transactions counter",
+            "# UNIT stele_commit_latency_seconds seconds",
+            "# UNIT stele_block_size_bytes bytes",
+            "# UNIT stele_mempool_size_bytes bytes",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
-        assert!(text.contains("# HELP stele_block_bytes Encoded bytes per committed block"));
+        assert!(text.contains("# HELP stele_block_size_bytes Encoded bytes per committed block"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// The names of the series the node exports (what Prometheus stores), histograms' `_bucket`,
+    /// `_sum` and `_count` included.
+    fn exported() -> BTreeSet<String> {
+        Metrics::default()
+            .render()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// PromQL words that are not metric names: aggregations, keywords and modifiers.
+    const PROMQL_WORDS: &[&str] = &[
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "offset",
+        "and",
+        "or",
+        "unless",
+        "atan2",
+        "inf",
+        "nan",
+    ];
+
+    /// Every metric name a PromQL expression selects: identifiers outside label matchers
+    /// (`{...}`), range and subquery brackets (`[...]`), strings, Grafana variables (`$x`,
+    /// `${x}`) and label lists (`by (...)`), that are neither numbers, functions (followed by
+    /// `(`) nor PromQL words.
+    fn metric_names(expression: &str) -> Vec<String> {
+        let characters: Vec<char> = expression.chars().collect();
+        let (mut names, mut index, mut braces, mut brackets) = (Vec::new(), 0, 0usize, 0usize);
+        // Parentheses depth at which a `by (...)`-style label list is open.
+        let (mut depth, mut label_list, mut label_list_next) = (0usize, None::<usize>, false);
+        let is_start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
+        let is_part = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        while index < characters.len() {
+            let c = characters[index];
+            match c {
+                '"' | '\'' | '`' => {
+                    index += 1;
+                    while index < characters.len() && characters[index] != c {
+                        index += if characters[index] == '\\' { 2 } else { 1 };
+                    }
+                    index += 1;
+                    continue;
+                }
+                '{' => braces += 1,
+                '}' => braces = braces.saturating_sub(1),
+                '[' => brackets += 1,
+                ']' => brackets = brackets.saturating_sub(1),
+                '(' => {
+                    depth += 1;
+                    if label_list_next {
+                        label_list = Some(depth);
+                        label_list_next = false;
+                    }
+                }
+                ')' => {
+                    if label_list == Some(depth) {
+                        label_list = None;
+                    }
+                    depth = depth.saturating_sub(1);
+                }
+                '$' => {
+                    index += 1;
+                    if characters.get(index) == Some(&'{') {
+                        while index < characters.len() && characters[index] != '}' {
+                            index += 1;
+                        }
+                        index += 1;
+                    } else {
+                        while index < characters.len() && is_part(characters[index]) {
+                            index += 1;
+                        }
+                    }
+                    continue;
+                }
+                c if c.is_ascii_digit()
+                    || (c == '.' && characters.get(index + 1).is_some_and(char::is_ascii_digit)) =>
+                {
+                    // A number, exponent included (`1e-6`); durations only occur inside brackets.
+                    index += 1;
+                    while index < characters.len() {
+                        let d = characters[index];
+                        let sign_of_exponent = (d == '-' || d == '+') && matches!(characters[index - 1], 'e' | 'E');
+                        if d.is_ascii_alphanumeric() || d == '.' || sign_of_exponent {
+                            index += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                c if is_start(c) => {
+                    let start = index;
+                    while index < characters.len() && is_part(characters[index]) {
+                        index += 1;
+                    }
+                    let word: String = characters[start..index].iter().collect();
+                    let next = characters[index..].iter().find(|c| !c.is_whitespace());
+                    if matches!(word.as_str(), "by" | "without" | "on" | "ignoring" | "group_left" | "group_right") {
+                        label_list_next = true;
+                    } else if braces == 0
+                        && brackets == 0
+                        && label_list.is_none()
+                        && next != Some(&'(')
+                        && !PROMQL_WORDS.contains(&word.to_ascii_lowercase().as_str())
+                    {
+                        names.push(word);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            index += 1;
+        }
+        names
+    }
+
+    /// Every PromQL expression of a Grafana dashboard (panel targets, at any depth), and the
+    /// metric of each `label_values(metric, label)` variable query.
+    fn dashboard_queries(value: &serde_json::Value, queries: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(object) => {
+                for (key, value) in object {
+                    match (key.as_str(), value) {
+                        ("expr", serde_json::Value::String(expression)) => queries.push(expression.clone()),
+                        ("definition" | "query", serde_json::Value::String(query)) => {
+                            if let Some(arguments) = query.trim().strip_prefix("label_values(") {
+                                let metric = arguments.split([',', ')']).next().unwrap_or_default();
+                                queries.push(metric.trim().to_string());
+                            }
+                        }
+                        _ => dashboard_queries(value, queries),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| dashboard_queries(item, queries)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn metric_names_come_out_of_promql_and_nothing_else_does() {
+        let cases: &[(&str, &[&str])] = &[
+            ("stele_height", &["stele_height"]),
+            (r#"stele_height{instance=~"$instance", job!="x"}"#, &["stele_height"]),
+            (
+                r#"histogram_quantile(0.99, sum by (le, instance) (rate(stele_commit_latency_seconds_bucket{instance=~"$instance"}[$__rate_interval])))"#,
+                &["stele_commit_latency_seconds_bucket"],
+            ),
+            ("1 / rate(stele_height[5m] offset 1h) > bool 1e-6", &["stele_height"]),
+            ("sum without (job) (rate(a_total[1m])) / on (instance) group_left (node) b_info", &["a_total", "b_info"]),
+            ("increase(x[${__range}]) or vector(0)", &["x"]),
+            ("max_over_time(up[10m:1m]) unless absent(y)", &["up", "y"]),
+        ];
+        for (expression, expected) in cases {
+            assert_eq!(metric_names(expression), *expected, "{expression}");
+        }
+    }
+
+    #[test]
+    fn the_dashboard_queries_only_metrics_the_node_exports() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../deploy/grafana/stele-dashboard.json")).expect("dashboard JSON");
+        let mut queries = Vec::new();
+        dashboard_queries(&dashboard, &mut queries);
+        assert!(queries.len() >= 12, "the dashboard's queries were not found: {queries:?}");
+        let exported = exported();
+        let mut queried = BTreeSet::new();
+        for query in &queries {
+            let names = metric_names(query);
+            assert!(!names.is_empty(), "no metric in {query:?}");
+            for name in names {
+                assert!(
+                    exported.contains(&name),
+                    "the dashboard queries {name} ({query}), which the node does not export"
+                );
+                queried.insert(name);
+            }
+        }
+        // Every metric family the node exports is on the dashboard.
+        for family in [
+            "stele_height",
+            "stele_view",
+            "stele_view_changes_total",
+            "stele_committed_transactions_total",
+            "stele_mempool_transactions",
+            "stele_mempool_size_bytes",
+            "stele_peers",
+            "stele_commit_latency_seconds_bucket",
+            "stele_block_transactions_sum",
+            "stele_block_size_bytes_bucket",
+            "stele_evidence_total",
+        ] {
+            assert!(queried.contains(family), "the dashboard shows no {family}");
+        }
     }
 }

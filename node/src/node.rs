@@ -12,6 +12,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
+    admin,
     config::Config,
     driver::{self, Driver, DriverHandle},
     metrics::Metrics,
@@ -80,6 +81,13 @@ impl Node {
             keypair,
             chain_id: genesis.chain_id.clone(),
             listen: config.network.listen.parse().context("network.listen")?,
+            external_address: config
+                .network
+                .external_address
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .context("network.external_address")?,
             bootstrap: config
                 .network
                 .bootstrap
@@ -97,6 +105,11 @@ impl Node {
 
         let metrics = Arc::new(Metrics::default());
         let (shutdown, shutdown_receiver) = watch::channel(false);
+        // Commands on this host (`stele backup`) reach the running node through its home.
+        let admin_socket = home.join(admin::SOCKET_FILE);
+        if let Err(error) = admin::serve(admin_socket.clone(), store.clone(), shutdown_receiver.clone()).await {
+            warn!(%error, path = %admin_socket.display(), "no admin socket: `stele backup` cannot reach this node");
+        }
         let metrics_address = match config.metrics.listen {
             Some(address) => Some(
                 metrics_server::serve(address, metrics.clone(), shutdown_receiver.clone())
@@ -118,12 +131,13 @@ impl Node {
             network.clone(),
             metrics.clone(),
         )?;
-        let backend = NodeBackend {
-            store: store.clone(),
-            genesis_hash: document.hash()?,
-            driver: driver_handle.clone(),
-            network: network.clone(),
-        };
+        let backend = NodeBackend::new(
+            store.clone(),
+            document.hash()?,
+            driver_handle.clone(),
+            network.clone(),
+            shutdown_receiver.clone(),
+        );
         let limits = config.rpc.limits(home)?;
         let rpc = rpc::start(config.rpc.listen, limits, Arc::new(backend))
             .await
@@ -159,7 +173,11 @@ impl Node {
 
     /// Stops the driver and the servers, and waits for the driver (and so every write) to end.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.rpc.stop().await;
+        // Open subscriptions and `tx_submitAndWait` calls must not hold the process: give the
+        // server a moment to close them, then go on (dropping what is left).
+        if tokio::time::timeout(RPC_STOP_GRACE, self.rpc.stop()).await.is_err() {
+            warn!("the JSON-RPC server did not stop within {} s; closing its connections", RPC_STOP_GRACE.as_secs());
+        }
         let _ = self.shutdown.send(true);
         match self.driver_task.await {
             Ok(result) => result.map_err(Into::into),
@@ -167,6 +185,9 @@ impl Node {
         }
     }
 }
+
+/// How long shutdown waits for the JSON-RPC server's connections to close.
+const RPC_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Reads the node's libp2p key, creating it (mode 0600) on first start.
 fn load_or_create_node_key(path: &Path) -> anyhow::Result<SigningKey> {

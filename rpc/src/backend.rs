@@ -8,6 +8,8 @@ use jsonrpsee::core::async_trait;
 use ledger::{BlockReader, CertifiedBlock, StateHistory};
 use tokio::sync::broadcast;
 
+use crate::probes::{Readiness, SyncState};
+
 /// Why a transaction was not admitted; each maps to its own JSON-RPC code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -126,5 +128,24 @@ pub trait Backend: Send + Sync + 'static {
     /// Most recent height whose state this node keeps proofs for (the head).
     fn head_height(&self) -> Result<Height, ledger::StoreError> {
         Ok(self.store().head()?.height)
+    }
+    /// The facts `GET /ready` judges ([`crate::probes`]). The server calls it on the blocking
+    /// pool, at most once a second however many probes come, so it may read the store (a few
+    /// point reads, never a scan); it must not wait for the consensus driver's loop: what only
+    /// the running node knows it reads from values the node publishes.
+    ///
+    /// The default reads the head and the next height's validator set and reports sync and
+    /// connections as unknown, so a backend that does not implement it is never ready.
+    fn readiness(&self) -> Result<Readiness, ledger::StoreError> {
+        let head = self.store().head()?;
+        let validators = self.store().validator_set_for(head.height + 1)?.len();
+        Ok(Readiness {
+            height: head.height,
+            block_time_ms: head.timestamp_ms,
+            sync: SyncState::Unknown("this backend does not report its sync".to_string()),
+            validator: false,
+            validators,
+            validators_connected: None,
+        })
     }
 }

@@ -6,7 +6,8 @@
 //! server and the Rust client cannot drift; [`error`] is the one place that maps failures to
 //! JSON-RPC codes. Every request passes the access rules of [`access`] (origin, host, submit
 //! token) before any method runs; every store read runs on the blocking pool, bounded; every
-//! large result is built within the request's response budget.
+//! large result is built within the request's response budget. The same port answers the
+//! plain-HTTP liveness and readiness probes `GET /health` and `GET /ready` ([`probes`]).
 
 pub mod access;
 pub mod api;
@@ -16,10 +17,12 @@ mod budget;
 pub mod error;
 mod methods;
 pub mod openrpc;
+pub mod probes;
 mod server;
 pub mod types;
 
 pub use access::{SubmitToken, TokenError};
 pub use backend::{Backend, EvidenceRecord, NodeStatus, Peer, SubmitError};
 pub use methods::{MAX_RESPONSE_BYTES_DEFAULT, READ_THREADS_DEFAULT, module};
+pub use probes::{Readiness, SyncState};
 pub use server::{Limits, RpcServer, start};

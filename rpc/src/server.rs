@@ -1,5 +1,6 @@
 //! The server: the API's methods ([`crate::methods`]) over a [`Backend`], on one port for
-//! HTTP/1.1 and WebSocket, with every limit and access rule ([`crate::access`]) set.
+//! HTTP/1.1 and WebSocket, with every limit and access rule ([`crate::access`]) set, and the
+//! `/health` and `/ready` probes ([`crate::probes`]) in front of JSON-RPC.
 //!
 //! The accept loop is ours rather than jsonrpsee's because jsonrpsee counts `max_connections`
 //! per HTTP request in flight, not per TCP connection, and serves connections without a timer:
@@ -34,6 +35,7 @@ use tokio::{
 use crate::{
     Backend,
     access::{AccessLayer, SubmitGate, SubmitToken},
+    probes::ProbeLayer,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -69,6 +71,9 @@ pub struct Limits {
     pub submit_token: Option<SubmitToken>,
     /// Most store reads at once, each on a thread of the blocking pool.
     pub read_threads: usize,
+    /// `GET /ready` answers 503 while the last committed block is older than this
+    /// (`rpc.ready_max_block_age`; see [`crate::probes`]).
+    pub ready_max_block_age: Duration,
 }
 
 /// CORS for the allowed origins; `None` (no CORS headers, so browsers refuse cross-origin
@@ -127,8 +132,11 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
         RequestGuardLayer { max_request_bytes: limits.max_request_bytes, body_timeout: limits.request_body_timeout };
     let token_required = limits.submit_token.is_some();
     let access = AccessLayer::new(&limits.cors_origins, &limits.allowed_hosts, limits.submit_token.clone());
-    // Access first: a refused request gets its 403 before CORS or the body is looked at.
-    let middleware = tower::ServiceBuilder::new().layer(access).option_layer(cors(&limits.cors_origins)?).layer(guard);
+    // Access first: a refused request gets its 403 before CORS or the body is looked at. The
+    // probes come next: behind the Host and Origin rules, ahead of everything JSON-RPC.
+    let probes = ProbeLayer::new(backend.clone(), limits.ready_max_block_age);
+    let middleware =
+        tower::ServiceBuilder::new().layer(access).layer(probes).option_layer(cors(&limits.cors_origins)?).layer(guard);
     let max_response_bytes = limits.max_response_bytes as usize;
     // The gate sits inside the batch layer, so it sees each call of a batch on its own.
     let rpc_middleware = RpcServiceBuilder::new()

@@ -1,6 +1,9 @@
 //! `stele testnet generate --compose`: the same network as containers on a private Docker
 //! network, built from the local `stele` binary. Nothing is pulled from a registry: the image
 //! is `FROM scratch` with the binary and the shared libraries it links, copied from this host.
+//! Beside the compose file go a Prometheus scrape configuration for the network's nodes and the
+//! Grafana dashboard (`deploy/grafana/stele-dashboard.json`), for a Prometheus and a Grafana the
+//! user already runs: the compose file adds no container of theirs.
 
 use std::{
     os::unix::fs::MetadataExt,
@@ -16,6 +19,39 @@ pub mod compose_files {
     pub const COMPOSE: &str = "docker-compose.yml";
     /// The image's build context (Dockerfile and root filesystem).
     pub const DOCKER_DIR: &str = "docker";
+    /// A Prometheus configuration that scrapes every node's published metrics port.
+    pub const PROMETHEUS: &str = "prometheus.yml";
+    /// The Grafana dashboard (a copy of [`super::DASHBOARD`]).
+    pub const DASHBOARD: &str = "stele-dashboard.json";
+}
+
+/// The Grafana dashboard of a Stele network (`deploy/grafana/stele-dashboard.json`, built in).
+pub const DASHBOARD: &str = include_str!("../../deploy/grafana/stele-dashboard.json");
+
+/// How often the generated Prometheus configuration scrapes each node.
+const SCRAPE_INTERVAL: &str = "5s";
+
+/// A Prometheus configuration (`prometheus.yml`) with one job, `stele`, scraping `targets`
+/// (a node's name and its metrics `host:port`), each target's `instance` label set to the node's
+/// name so the dashboard names nodes rather than ports. `about` goes in the header comment.
+pub fn prometheus_config(about: &str, targets: &[(String, String)]) -> String {
+    let mut text = format!(
+        "# Prometheus scrape configuration for {about}.\n\
+         # Use it as it is (`prometheus --config.file=prometheus.yml`), or copy the job into the\n\
+         # scrape_configs of a Prometheus you run already; then import stele-dashboard.json into\n\
+         # Grafana with that Prometheus as its data source. Metric names: docs/operations.md.\n\
+         global:\n\
+         \x20 scrape_interval: {SCRAPE_INTERVAL}\n\
+         \x20 evaluation_interval: {SCRAPE_INTERVAL}\n\
+         scrape_configs:\n\
+         \x20 - job_name: stele\n\
+         \x20   metrics_path: /metrics\n\
+         \x20   static_configs:\n"
+    );
+    for (name, address) in targets {
+        text.push_str(&format!("      - targets: [\"{address}\"]\n        labels:\n          instance: {name}\n"));
+    }
+    text
 }
 
 /// Inside a container: where the binary is, and the ports every node listens on.
@@ -29,6 +65,10 @@ const METRICS_PORT: u16 = 9615;
 pub struct ComposeFiles {
     /// `docker-compose.yml`.
     pub compose_file: PathBuf,
+    /// `prometheus.yml`: scrapes each node's metrics port as published on the host.
+    pub prometheus_file: PathBuf,
+    /// `stele-dashboard.json`: the Grafana dashboard.
+    pub dashboard_file: PathBuf,
     /// The build context with its `Dockerfile`.
     pub docker_dir: PathBuf,
     /// The image tag the compose file builds.
@@ -71,9 +111,10 @@ impl std::fmt::Display for Subnet {
 
 /// Writes `docker-compose.yml` and `docker/` (a `Dockerfile` and the root filesystem it
 /// copies: `stele` at `stele_binary`, without debug sections, and every shared library `ldd`
-/// lists for it) into the
-/// network's folder. Host ports are those of the local network, bound to 127.0.0.1; nodes reach
-/// each other on the private subnet. Rewrites earlier compose files.
+/// lists for it) into the network's folder, with `prometheus.yml` and `stele-dashboard.json`
+/// beside them. Host ports are those of the local network, bound to 127.0.0.1; nodes reach each
+/// other on the private subnet; each container's health check is `stele probe --ready`.
+/// Rewrites earlier compose files.
 pub fn write_compose(network: &LocalNetwork, stele_binary: &Path) -> Result<ComposeFiles, Error> {
     if network.nodes.len() > 240 {
         // Node addresses run from .10 to .249 of one /24.
@@ -114,10 +155,12 @@ pub fn write_compose(network: &LocalNetwork, stele_binary: &Path) -> Result<Comp
     let owner = std::fs::metadata(dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
     let user = format!("{}:{}", owner.uid(), owner.gid());
     let mut services = String::new();
+    let mut scrape_targets = Vec::new();
     for (index, node) in network.nodes.iter().enumerate() {
         let host_port =
             |url: &str| url_port(url).ok_or_else(|| Error::Launch(format!("{}: no port in {url}", node.name)));
         let (rpc, metrics) = (host_port(&node.rpc_url)?, host_port(&node.metrics_url)?);
+        scrape_targets.push((node.name.clone(), format!("127.0.0.1:{metrics}")));
         let bootstrap: Vec<String> = network
             .nodes
             .iter()
@@ -151,6 +194,12 @@ pub fn write_compose(network: &LocalNetwork, stele_binary: &Path) -> Result<Comp
              \x20   networks:\n\
              \x20     stele:\n\
              \x20       ipv4_address: {address}\n\
+             \x20   healthcheck:\n\
+             \x20     test: [\"CMD\", \"{BINARY_IN_IMAGE}\", \"probe\", \"--ready\", \"--rpc\", \"http://127.0.0.1:{RPC_PORT}\"]\n\
+             \x20     interval: 5s\n\
+             \x20     timeout: 5s\n\
+             \x20     retries: 6\n\
+             \x20     start_period: 60s\n\
              \x20   stop_signal: SIGTERM\n\
              \x20   stop_grace_period: 30s\n",
             name = node.name,
@@ -169,6 +218,10 @@ pub fn write_compose(network: &LocalNetwork, stele_binary: &Path) -> Result<Comp
              # the node folders.\n\
              #   docker-compose -f {compose} up --build -d      (or: docker compose ...)\n\
              #   docker-compose -f {compose} down\n\
+             # Health: `stele probe --ready` in each container (docker ps shows healthy once the\n\
+             # node is synced, connected to a quorum and its last block is recent).\n\
+             # Monitoring: prometheus.yml (scrapes the published metrics ports) and\n\
+             # stele-dashboard.json (Grafana), beside this file.\n\
              version: \"3.8\"\n\
              services:\n\
              {services}\
@@ -181,7 +234,19 @@ pub fn write_compose(network: &LocalNetwork, stele_binary: &Path) -> Result<Comp
             compose = compose_file.display(),
         ),
     )?;
-    Ok(ComposeFiles { compose_file, docker_dir, image, subnet })
+    let prometheus_file = dir.join(compose_files::PROMETHEUS);
+    let about = format!(
+        "the compose network {} ({}), its nodes' metrics as published on this host.\n\
+         # A Prometheus inside the compose network would scrape <node address>:{METRICS_PORT} instead\n\
+         # ({} and up)",
+        network.chain_id,
+        compose_file.display(),
+        subnet.address(0)
+    );
+    write(&prometheus_file, &prometheus_config(&about, &scrape_targets))?;
+    let dashboard_file = dir.join(compose_files::DASHBOARD);
+    write(&dashboard_file, DASHBOARD)?;
+    Ok(ComposeFiles { compose_file, prometheus_file, dashboard_file, docker_dir, image, subnet })
 }
 
 /// The port of `http://host:port[/path]`.
@@ -285,6 +350,35 @@ mod tests {
         assert_eq!(url_port("http://127.0.0.1"), None);
         assert_eq!(tcp_port("/ip4/127.0.0.1/tcp/26600/p2p/12D3KooW"), Some(26600));
         assert_eq!(tcp_port("/ip4/127.0.0.1/udp/1"), None);
+    }
+
+    /// What `deploy/prometheus/prometheus.yml` says it is for.
+    const DEFAULT_NETWORK: &str = "the network `stele testnet up` makes by default (4 validators,\n\
+                                   # base port 26600: node i serves metrics on 127.0.0.1:26602 + 3i)";
+
+    #[test]
+    fn the_repository_prometheus_config_scrapes_the_default_testnet() {
+        let targets: Vec<(String, String)> = (0..4)
+            .map(|index| {
+                let (_, _, metrics) = crate::ports(crate::DEFAULT_BASE_PORT, index).expect("ports");
+                (format!("node{index}"), format!("127.0.0.1:{metrics}"))
+            })
+            .collect();
+        assert_eq!(
+            prometheus_config(DEFAULT_NETWORK, &targets),
+            include_str!("../../deploy/prometheus/prometheus.yml"),
+            "deploy/prometheus/prometheus.yml is what prometheus_config writes for the default testnet"
+        );
+    }
+
+    #[test]
+    fn the_prometheus_config_names_each_target_by_its_node() {
+        let targets = [("node0".to_string(), "127.0.0.1:1".to_string()), ("node1".into(), "127.0.0.1:4".into())];
+        let text = prometheus_config("a test", &targets);
+        assert!(text.contains("job_name: stele\n"), "{text}");
+        assert!(text.contains("- targets: [\"127.0.0.1:4\"]\n        labels:\n          instance: node1\n"), "{text}");
+        assert_eq!(text.matches("- targets:").count(), 2, "{text}");
+        assert!(text.lines().filter(|line| !line.starts_with('#')).all(|line| !line.contains('\t')), "{text}");
     }
 
     #[test]

@@ -76,7 +76,13 @@ pub fn reset(dir: &Path) -> Result<(), Error> {
     for node in &network.nodes {
         std::fs::remove_dir_all(&node.home).map_err(|source| Error::Io { path: node.home.clone(), source })?;
     }
-    for file in [files::GENESIS, files::FAUCET_KEY, crate::compose_files::COMPOSE] {
+    for file in [
+        files::GENESIS,
+        files::FAUCET_KEY,
+        crate::compose_files::COMPOSE,
+        crate::compose_files::PROMETHEUS,
+        crate::compose_files::DASHBOARD,
+    ] {
         let path = dir.join(file);
         if path.exists() {
             std::fs::remove_file(&path).map_err(|source| Error::Io { path, source })?;
@@ -96,6 +102,14 @@ pub struct NodeProcess {
     /// Its log file.
     pub log: PathBuf,
     child: Child,
+    started: Instant,
+}
+
+impl NodeProcess {
+    /// How long this process has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 /// The running network.
@@ -104,27 +118,35 @@ pub struct Running {
     pub network: LocalNetwork,
     /// One process per node.
     pub processes: Vec<NodeProcess>,
+    stele: PathBuf,
+    follow: bool,
 }
 
 /// Starts every node of `network` with the `stele` binary at `stele`. Each node's stderr goes to
 /// `<home>/node.log`; with `follow`, also to stdout prefixed by the node's name.
 pub fn start(network: LocalNetwork, stele: &Path, follow: bool) -> Result<Running, Error> {
-    let mut running = Running { network: network.clone(), processes: Vec::new() };
+    let mut running = Running { network: network.clone(), processes: Vec::new(), stele: stele.to_path_buf(), follow };
     for node in &network.nodes {
-        let log = node.home.join("node.log");
-        let mut child = Command::new(stele)
-            .arg("start")
-            .arg("--home")
-            .arg(&node.home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| Error::Io { path: stele.to_path_buf(), source })?;
-        append_stderr_to(&mut child, &log, follow.then(|| node.name.clone()))?;
-        running.processes.push(NodeProcess { node: node.clone(), log, child });
+        let process = spawn_node(node, stele, follow)?;
+        running.processes.push(process);
     }
     Ok(running)
+}
+
+/// Starts `stele start --home` for one node, its stderr appended to `<home>/node.log`.
+fn spawn_node(node: &LocalNode, stele: &Path, follow: bool) -> Result<NodeProcess, Error> {
+    let log = node.home.join("node.log");
+    let mut child = Command::new(stele)
+        .arg("start")
+        .arg("--home")
+        .arg(&node.home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Io { path: stele.to_path_buf(), source })?;
+    append_stderr_to(&mut child, &log, follow.then(|| node.name.clone()))?;
+    Ok(NodeProcess { node: node.clone(), log, child, started: Instant::now() })
 }
 
 /// Appends the child's stderr, line by line, to `log` (and, with `echo_as`, prints each line to
@@ -198,6 +220,38 @@ impl Running {
         self.processes.iter_mut().find_map(|process| {
             process.child.try_wait().ok().flatten().map(|status| (process.node.name.clone(), status))
         })
+    }
+
+    /// Every node process that has exited, with its status and how long it had run.
+    pub fn exits(&mut self) -> Vec<(String, ExitStatus, Duration)> {
+        self.processes
+            .iter_mut()
+            .filter_map(|process| {
+                let status = process.child.try_wait().ok().flatten()?;
+                Some((process.node.name.clone(), status, process.uptime()))
+            })
+            .collect()
+    }
+
+    /// Starts the named node again (its old process must have exited), from the same home.
+    pub fn restart(&mut self, name: &str) -> Result<(), Error> {
+        let Some(index) = self.processes.iter().position(|process| process.node.name == name) else {
+            return Err(Error::Launch(format!("no node named {name}")));
+        };
+        let fresh = spawn_node(&self.processes[index].node, &self.stele, self.follow)?;
+        // Dropping the old one reaps it (it has exited already).
+        self.processes[index] = fresh;
+        Ok(())
+    }
+
+    /// The last `lines` lines of a node's log: why it stopped, usually.
+    pub fn log_tail(&self, name: &str, lines: usize) -> Vec<String> {
+        let Some(process) = self.processes.iter().find(|process| process.node.name == name) else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(&process.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].iter().map(|line| line.to_string()).collect()
     }
 
     /// Sends SIGTERM to every node still running and waits for each (up to 30 s, then kills it).

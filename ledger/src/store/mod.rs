@@ -75,6 +75,15 @@ pub enum StoreError {
     /// The genesis cannot initialise a database.
     #[error("invalid genesis: {0}")]
     Genesis(String),
+    /// A checkpoint (a consistent copy of the whole database, see `RocksStore::checkpoint`)
+    /// could not be made at `path`; nothing is left there.
+    #[error("cannot make a checkpoint at {}: {reason}", path.display())]
+    Checkpoint {
+        /// Where the checkpoint was to go.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        reason: String,
+    },
     /// A stored part of a block (header, body, certificate, receipts, hash index entry) decodes
     /// but contradicts what commits to it: damaged on disk, never served.
     #[error("corrupt {column} value of block {height}: {reason}")]

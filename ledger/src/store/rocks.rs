@@ -241,6 +241,35 @@ impl RocksStore {
         Ok(())
     }
 
+    /// Writes a consistent copy of the whole database to `path` (a RocksDB checkpoint): every
+    /// column family as of one instant, so the copy holds whole blocks only and its head, state
+    /// tree and indexes agree, however many commits run meanwhile. `path` must not exist; its
+    /// parent must. Table files are hard-linked when `path` is on the store's filesystem (the
+    /// copy then costs almost no space until the store compacts them away) and copied
+    /// otherwise; the memtables are flushed first, so the copy needs no write-ahead log replay.
+    ///
+    /// The copy opens as a store of its own ([`RocksStore::open`]); it holds the consensus
+    /// safety state as of that instant too. Only a store opened for writing can make one: the
+    /// checkpoint must stop the database deleting the files it links while it links them,
+    /// which a read-only (or secondary) instance cannot ask of the process that writes.
+    pub fn checkpoint(&self, path: &Path) -> Result<(), StoreError> {
+        let failed = |reason: String| StoreError::Checkpoint { path: path.to_path_buf(), reason };
+        if self.options.read_only {
+            return Err(failed(
+                "the store is open read-only; only the process that writes it can checkpoint it".into(),
+            ));
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => return Err(failed("it already exists".to_string())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(failed(error.to_string())),
+        }
+        // RocksDB writes into `<path>.tmp` and renames it at the end, removing it on failure.
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|checkpoint| checkpoint.create_checkpoint(path))
+            .map_err(|error| failed(error.into_string()))
+    }
+
     /// Height of the head block (0 before any block).
     pub fn head_height(&self) -> Result<Height, StoreError> {
         let bytes = self
@@ -667,3 +696,113 @@ impl TreeReader for RocksStore {
 #[cfg(test)]
 #[path = "rocks_test.rs"]
 mod tests;
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use consensus::{ChainId, SigningKey};
+
+    use super::*;
+    use crate::{GenesisAccount, Params, ValidatorInfo, audit::audit_chain, build_block};
+
+    fn validator() -> SigningKey {
+        SigningKey::from_seed([7; 32])
+    }
+
+    fn genesis() -> Genesis {
+        let validators =
+            vec![ValidatorInfo { name: "v0".into(), public_key: validator().public_key(), peer_id: "peer0".into() }];
+        let accounts: Vec<GenesisAccount> = Vec::new();
+        Genesis {
+            chain_id: ChainId::new("checkpoint").expect("chain id"),
+            genesis_time_ms: 1,
+            validators,
+            accounts,
+            params: Params::default(),
+        }
+    }
+
+    /// Commits one empty block on the head, certified by the one validator.
+    fn commit_block(store: &RocksStore) {
+        let head = store.head().expect("head");
+        let (block, execution) =
+            build_block(store, &head, validator().public_key(), head.timestamp_ms + 10, Vec::new()).expect("block");
+        let key = validator();
+        let certificate = CommitCertificate::sign(&genesis().chain_id, head.height + 1, 0, block.hash(), &[(0, &key)]);
+        store.commit(&block, &certificate, execution).expect("commit");
+    }
+
+    #[test]
+    fn a_checkpoint_is_a_store_of_its_own_frozen_at_that_instant() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = RocksStore::open(&dir.path().join("live"), &genesis(), StoreOptions::default()).expect("open");
+        for _ in 0..3 {
+            commit_block(&store);
+        }
+        store.save_safety_state(b"votes").expect("safety state");
+        let copy_path = dir.path().join("copy");
+        store.checkpoint(&copy_path).expect("checkpoint");
+        commit_block(&store);
+        assert_eq!(store.head_height().expect("head"), 4);
+
+        let copy = RocksStore::open(&copy_path, &genesis(), StoreOptions::default()).expect("the copy opens");
+        assert_eq!(copy.head_height().expect("head"), 3);
+        assert_eq!(copy.head().expect("head"), store.header(3).expect("read").expect("header"));
+        assert_eq!(copy.load_safety_state().expect("read"), Some(b"votes".to_vec()));
+        assert_eq!(audit_chain(&copy, &genesis(), |_| {}).expect("the copy audits").blocks, 3);
+        // The copy goes on as a store of its own, and so does the original.
+        commit_block(&copy);
+        commit_block(&store);
+        assert_eq!(copy.head_height().expect("head"), 4);
+        assert_eq!(store.head_height().expect("head"), 5);
+    }
+
+    #[test]
+    fn checkpoints_taken_while_blocks_commit_each_hold_a_whole_chain() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = RocksStore::open(&dir.path().join("live"), &genesis(), StoreOptions::default()).expect("open");
+        let copies: Vec<std::path::PathBuf> = (0..4).map(|index| dir.path().join(format!("copy{index}"))).collect();
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                for _ in 0..40 {
+                    commit_block(&store);
+                }
+            });
+            for path in &copies {
+                store.checkpoint(path).expect("checkpoint");
+            }
+            writer.join().expect("writer");
+        });
+        for path in &copies {
+            // Opening for writing checks the head block, its receipts and the state root.
+            let copy = RocksStore::open(path, &genesis(), StoreOptions::default()).expect("the copy opens");
+            let head = copy.head_height().expect("head");
+            assert_eq!(audit_chain(&copy, &genesis(), |_| {}).expect("the copy audits").blocks, head);
+        }
+    }
+
+    #[test]
+    fn an_existing_path_or_a_read_only_store_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let live = dir.path().join("live");
+        let store = RocksStore::open(&live, &genesis(), StoreOptions::default()).expect("open");
+        commit_block(&store);
+        let existing = dir.path().join("existing");
+        std::fs::create_dir(&existing).expect("dir");
+        std::fs::write(existing.join("keep"), b"mine").expect("file");
+        let error = store.checkpoint(&existing).expect_err("the path exists");
+        assert!(matches!(&error, StoreError::Checkpoint { path, .. } if *path == existing), "{error}");
+        assert!(error.to_string().contains("already exists"), "{error}");
+        assert_eq!(std::fs::read_dir(&existing).expect("dir").count(), 1);
+        assert_eq!(std::fs::read(existing.join("keep")).expect("file"), b"mine");
+        let missing_parent = dir.path().join("no").join("such");
+        assert!(matches!(store.checkpoint(&missing_parent), Err(StoreError::Checkpoint { .. })));
+        assert!(!dir.path().join("no").exists());
+        drop(store);
+
+        let options = StoreOptions { sync_writes: false, read_only: true };
+        let read_only = RocksStore::open(&live, &genesis(), options).expect("open read-only");
+        let error = read_only.checkpoint(&dir.path().join("copy")).expect_err("read-only");
+        assert!(error.to_string().contains("read-only"), "{error}");
+        assert!(!dir.path().join("copy").exists());
+    }
+}

@@ -24,8 +24,9 @@ pub struct BenchArgs {
     /// Offered load in tx/s (default: as fast as the nodes accept).
     #[arg(long)]
     rate: Option<u64>,
-    /// Key that funds the senders (admin and transact roles, a balance).
-    #[arg(long, default_value = "testnet/faucet.key.json")]
+    /// Key that funds the senders (admin and transact roles, a balance); default: the faucet of
+    /// `stele testnet up`'s network, ~/.stele/testnet/faucet.key.json.
+    #[arg(long, default_value_os_t = super::testnet::default_folder("testnet").join("faucet.key.json"))]
     key: PathBuf,
     /// Transfers per JSON-RPC batch (at most the nodes' rpc.max_batch).
     #[arg(long, default_value_t = 100)]

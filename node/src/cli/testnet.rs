@@ -32,8 +32,9 @@ pub struct FaultsArgs {
     /// Blocks the late joiner syncs.
     #[arg(long, default_value_t = 10_000)]
     late_blocks: u64,
-    /// Folder for the scenario networks (each scenario's folder is replaced).
-    #[arg(long, default_value = "faults")]
+    /// Folder for the scenario networks (each scenario's folder is replaced; default
+    /// ~/.stele/faults).
+    #[arg(long, default_value_os_t = default_folder("faults"))]
     dir: PathBuf,
     /// First port (scenario k uses base + 12k ..).
     #[arg(long, default_value_t = 27600)]
@@ -61,8 +62,8 @@ pub struct GenerateArgs {
     /// Number of validators (4 tolerates one faulty).
     #[arg(long, default_value_t = 4)]
     validators: usize,
-    /// Folder to write into; must not hold a network yet.
-    #[arg(long, default_value = "testnet")]
+    /// Folder of the network (default: ~/.stele/testnet, outside any source tree).
+    #[arg(long, default_value_os_t = default_folder("testnet"))]
     dir: PathBuf,
     /// Node i uses base+3i (p2p), base+3i+1 (JSON-RPC), base+3i+2 (metrics).
     #[arg(long, default_value_t = testnet::DEFAULT_BASE_PORT)]
@@ -82,6 +83,14 @@ pub struct UpArgs {
     /// Also stream every node's log to stdout, prefixed with its name.
     #[arg(long)]
     follow: bool,
+    /// Leave a node that exits down instead of restarting it (with a back-off) automatically.
+    #[arg(long)]
+    no_restart: bool,
+}
+
+/// `~/.stele/<name>` (or `./.stele/<name>` without a home folder).
+pub fn default_folder(name: &str) -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".stele").join(name)
 }
 
 fn spec(arguments: &GenerateArgs) -> anyhow::Result<testnet::TestnetSpec> {
@@ -112,10 +121,11 @@ fn up(arguments: UpArgs) -> anyhow::Result<()> {
             return Err(error.into());
         }
         print_table(&running);
+        let restart = !arguments.no_restart;
         let stopped_by = tokio::select! {
             _ = tokio::signal::ctrl_c() => "Ctrl-C".to_string(),
             _ = terminate_signal() => "SIGTERM".to_string(),
-            exited = watch_exits(&mut running) => exited,
+            stopped = supervise(&mut running, restart) => stopped,
         };
         // Stopping the nodes must not depend on stdout still being open (a closed pipe).
         say(&format!("{stopped_by}: stopping every node..."));
@@ -147,13 +157,56 @@ async fn terminate_signal() {
     }
 }
 
-/// Completes when a node process exits on its own, naming it.
-async fn watch_exits(running: &mut testnet::Running) -> String {
+/// Keeps the network running: a node that exits is reported (with the end of its log) and,
+/// unless `restart` is off, started again after a back-off that doubles while it keeps failing
+/// (2 s up to 60 s; reset once it has run for a minute). The others go on committing meanwhile,
+/// which is what a BFT network is for. Completes only when every node has exited and none will
+/// be restarted.
+async fn supervise(running: &mut testnet::Running, restart: bool) -> String {
+    use std::{collections::HashMap, time::Duration};
+    const FIRST: Duration = Duration::from_secs(2);
+    const LONGEST: Duration = Duration::from_secs(60);
+    let mut backoff: HashMap<String, Duration> = HashMap::new();
+    let mut pending: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
-        if let Some((name, status)) = running.exited() {
-            return format!("{name} exited ({status})");
+        for (name, status, uptime) in running.exits() {
+            if pending.contains_key(&name) {
+                continue;
+            }
+            say(&format!("{name} exited ({status}) after {} s; the end of its log:", uptime.as_secs()));
+            for line in running.log_tail(&name, 5) {
+                say(&format!("    {line}"));
+            }
+            if !restart {
+                say(&format!("  {name} stays down (--no-restart); the others keep running"));
+                pending.insert(name, tokio::time::Instant::now() + Duration::from_secs(u32::MAX as u64));
+                continue;
+            }
+            let delay = match backoff.get(&name) {
+                Some(last) if uptime < LONGEST => (*last * 2).min(LONGEST),
+                _ => FIRST,
+            };
+            backoff.insert(name.clone(), delay);
+            say(&format!("  restarting {name} in {} s; the others keep committing", delay.as_secs()));
+            pending.insert(name, tokio::time::Instant::now() + delay);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = tokio::time::Instant::now();
+        let due: Vec<String> = pending.iter().filter(|(_, at)| **at <= now).map(|(name, _)| name.clone()).collect();
+        for name in due {
+            pending.remove(&name);
+            match running.restart(&name) {
+                Ok(()) => say(&format!("{name} restarted")),
+                Err(error) => {
+                    say(&format!("{name} could not be restarted: {error}; trying again"));
+                    let delay = backoff.get(&name).copied().unwrap_or(FIRST);
+                    pending.insert(name, now + delay);
+                }
+            }
+        }
+        if !restart && pending.len() == running.processes.len() {
+            return "every node exited".to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -302,6 +355,11 @@ fn generate(command: GenerateCommand) -> anyhow::Result<()> {
             files.docker_dir.display(),
             files.image,
             files.subnet
+        );
+        println!(
+            "monitoring: {} (Prometheus scrape configuration) and {} (Grafana dashboard)",
+            files.prometheus_file.display(),
+            files.dashboard_file.display()
         );
         println!("start it with: docker-compose -f {} up --build -d", files.compose_file.display());
         println!(

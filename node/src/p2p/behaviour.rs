@@ -53,8 +53,9 @@ pub fn transactions_topic(chain_id: &ChainId) -> gossipsub::IdentTopic {
 }
 
 impl Behaviour {
-    /// Builds the behaviours for `chain_id` with the node's identity.
-    pub fn new(key: &Keypair, chain_id: &ChainId, limits: Limits) -> io::Result<Self> {
+    /// Builds the behaviours for `chain_id` with the node's identity. Without `announce_listen`
+    /// identify tells peers only the external addresses (the swarm's), not the listen ones.
+    pub fn new(key: &Keypair, chain_id: &ChainId, limits: Limits, announce_listen: bool) -> io::Result<Self> {
         let peer_id = key.public().to_peer_id();
         let gossipsub = gossipsub(key, chain_id, limits).map_err(io::Error::other)?;
         let kad_protocol = StreamProtocol::try_from_owned(format!("/stele/{chain_id}/kad/1"))
@@ -72,7 +73,10 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(connection_limits),
             gossipsub,
             kademlia,
-            identify: identify::Behaviour::new(identify::Config::new(format!("/stele/{chain_id}/1"), key.public())),
+            identify: identify::Behaviour::new(
+                identify::Config::new(format!("/stele/{chain_id}/1"), key.public())
+                    .with_hide_listen_addrs(!announce_listen),
+            ),
             ping: ping::Behaviour::new(ping::Config::new()),
             request: request_response::Behaviour::with_codec(
                 Codec { max_bytes: limits.max_message_bytes },

@@ -74,6 +74,10 @@ pub struct Settings {
     pub chain_id: ChainId,
     /// Address to listen on.
     pub listen: Multiaddr,
+    /// The address other hosts dial to reach this node (without `/p2p/`), if not the listen
+    /// addresses: announced to peers (identify, and through them Kademlia) instead of them, since
+    /// a wildcard or NAT-ed listen address means nothing on another host.
+    pub external_address: Option<Multiaddr>,
     /// Peers dialled at start and re-dialled while disconnected (each ends in `/p2p/<id>`).
     pub bootstrap: Vec<Multiaddr>,
     /// Peer ids admitted at start.
@@ -288,12 +292,13 @@ pub async fn start(
     let chain_id = settings.chain_id.clone();
     let limits = settings.limits;
     let local_peer_id = settings.keypair.public().to_peer_id();
+    let announce_listen = settings.external_address.is_none();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(settings.keypair)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|error| Error::Build(error.to_string()))?
         .with_behaviour(|key| {
-            Behaviour::new(key, &chain_id, limits)
+            Behaviour::new(key, &chain_id, limits, announce_listen)
                 .map_err(|error| -> Box<dyn std::error::Error + Send + Sync> { Box::new(error) })
         })
         .map_err(|error| Error::Build(error.to_string()))?
@@ -301,6 +306,10 @@ pub async fn start(
         .build();
     for peer in &settings.admitted {
         swarm.behaviour_mut().allowed.allow_peer(*peer);
+    }
+    if let Some(address) = settings.external_address.clone() {
+        info!(%address, "announcing the external address");
+        swarm.add_external_address(address);
     }
     swarm
         .listen_on(settings.listen.clone())

@@ -24,6 +24,7 @@ async fn started(keypair: Keypair, admitted: PeerId, bootstrap: Vec<libp2p::Mult
         keypair,
         chain_id: ChainId::new("network-test").expect("chain id"),
         listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
+        external_address: None,
         bootstrap,
         admitted: HashSet::from([admitted]),
         limits: Limits { max_connections: 8, max_message_bytes: 1 << 20 },
@@ -115,6 +116,50 @@ async fn a_replayed_direct_message_reaches_the_driver_once() {
         }
         // One, or two if the machine stalled past the expiry: never all of them.
         assert!((1..COPIES / 2).contains(&copies), "{copies} of {COPIES} copies reached the driver");
+    };
+    tokio::time::timeout(LIMIT, test).await.expect("within the limit");
+}
+
+/// What a peer that connects to a node started with `external_address` hears from identify.
+async fn announced(external_address: Option<libp2p::Multiaddr>) -> (libp2p::Multiaddr, Vec<libp2p::Multiaddr>) {
+    use futures::StreamExt;
+    use libp2p::{identify, swarm::SwarmEvent};
+    let (server_key, client_key) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let settings = Settings {
+        keypair: server_key,
+        chain_id: ChainId::new("network-test").expect("chain id"),
+        listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
+        external_address,
+        bootstrap: Vec::new(),
+        admitted: HashSet::from([client_key.public().to_peer_id()]),
+        limits: Limits { max_connections: 8, max_message_bytes: 1 << 20 },
+    };
+    let (server, _events) = start(settings, Arc::new(Chain::new(0, Duration::ZERO))).await.expect("network");
+    let listen = server.listen_addresses().await.into_iter().next().expect("listening");
+    let mut client = libp2p::SwarmBuilder::with_existing_identity(client_key)
+        .with_tokio()
+        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .expect("transport")
+        .with_behaviour(|key| identify::Behaviour::new(identify::Config::new("/test/1".to_string(), key.public())))
+        .expect("behaviour")
+        .build();
+    client.dial(listen.clone()).expect("dial");
+    loop {
+        if let SwarmEvent::Behaviour(identify::Event::Received { info, .. }) = client.select_next_some().await {
+            return (listen, info.listen_addrs);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_hear_the_external_address_instead_of_the_listen_address() {
+    let test = async {
+        // Loopback, and never dialled: only announced.
+        let external: libp2p::Multiaddr = "/ip4/127.0.0.2/tcp/4242".parse().expect("multiaddr");
+        let (_, addresses) = announced(Some(external.clone())).await;
+        assert_eq!(addresses, vec![external]);
+        let (listen, addresses) = announced(None).await;
+        assert_eq!(addresses, vec![listen], "without an external address, the listen address");
     };
     tokio::time::timeout(LIMIT, test).await.expect("within the limit");
 }

@@ -198,6 +198,7 @@ async fn peer_outside(cluster: &Cluster, keypair: libp2p::identity::Keypair) -> 
         keypair,
         chain_id: harness::chain_id(),
         listen: format!("/ip4/127.0.0.1/tcp/{}", free_port()).parse().expect("multiaddr"),
+        external_address: None,
         bootstrap: vec![cluster.address(0).parse().expect("multiaddr")],
         admitted: HashSet::from([node0]),
         limits: Limits { max_connections: 8, max_message_bytes: 1 << 20 },

@@ -1,6 +1,9 @@
-//! `stele testnet generate --compose`: the files name every node's peers and ports, the image
-//! is built FROM scratch from the local binary, and, where Docker runs, the containers form the
-//! network: blocks commit and a transfer submitted to one node shows on another.
+//! `stele testnet generate --compose`: the files name every node's peers and ports, each node
+//! has a readiness health check, a Prometheus configuration scrapes every node and the Grafana
+//! dashboard is written beside them, the image is built FROM scratch from the local binary, and,
+//! where Docker runs, the containers form the network: blocks commit, every container turns
+//! healthy, every scrape target serves the node's metrics, and a transfer submitted to one node
+//! shows on another.
 
 use std::{
     path::Path,
@@ -62,6 +65,22 @@ impl Drop for Project {
     }
 }
 
+/// The (instance label, port) of each target of a generated prometheus.yml, in order.
+fn scrape_targets(config: &str) -> Vec<(String, u16)> {
+    let mut targets = Vec::new();
+    let mut port = None;
+    for line in config.lines().map(str::trim) {
+        if let Some(target) = line.strip_prefix("- targets: [\"127.0.0.1:") {
+            port = target.strip_suffix("\"]").and_then(|port| port.parse().ok());
+        } else if let Some(name) = line.strip_prefix("instance: ")
+            && let Some(port) = port.take()
+        {
+            targets.push((name.to_string(), port));
+        }
+    }
+    targets
+}
+
 fn peer_ids(dir: &Path) -> Vec<String> {
     let genesis = genesis::GenesisDocument::load(&dir.join("genesis.json")).expect("genesis");
     genesis.validators.iter().map(|validator| validator.peer_id.clone()).collect()
@@ -92,7 +111,27 @@ fn generate_compose_writes_a_network_of_containers_that_commits() {
         for (other, peer) in peers.iter().enumerate() {
             assert_eq!(bootstrap.contains(peer.as_str()), other != index, "node{index} bootstrap: {bootstrap}");
         }
+        assert!(
+            service.contains(
+                "    healthcheck:\n      test: [\"CMD\", \"/usr/local/bin/stele\", \"probe\", \"--ready\", \"--rpc\", \
+                 \"http://127.0.0.1:8545\"]\n"
+            ),
+            "node{index}: {service}"
+        );
     }
+
+    // Monitoring: a scrape target per node, at its published metrics port, named after it; and
+    // the repository's dashboard.
+    let prometheus = std::fs::read_to_string(dir.path().join("prometheus.yml")).expect("prometheus.yml");
+    let targets = scrape_targets(&prometheus);
+    let expected: Vec<(String, u16)> =
+        (0..4).map(|index| (format!("node{index}"), base + 3 * index as u16 + 2)).collect();
+    assert_eq!(targets, expected, "{prometheus}");
+    let dashboard = std::fs::read_to_string(dir.path().join("stele-dashboard.json")).expect("dashboard");
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/stele-dashboard.json");
+    assert_eq!(dashboard, std::fs::read_to_string(repository).expect("deploy/grafana/stele-dashboard.json"));
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    assert!(dashboard["panels"].as_array().is_some_and(|panels| panels.len() >= 10), "{dashboard}");
     let dockerfile = std::fs::read_to_string(dir.path().join("docker/Dockerfile")).expect("Dockerfile");
     let from: Vec<&str> = dockerfile.lines().filter(|line| line.starts_with("FROM")).collect();
     assert_eq!(from, ["FROM scratch"], "nothing may be pulled");
@@ -117,8 +156,22 @@ fn generate_compose_writes_a_network_of_containers_that_commits() {
     };
     let up = project.run(&["up", "--build", "-d"]);
     assert!(up.status.success(), "compose up failed:\n{}", String::from_utf8_lossy(&up.stderr));
-    wait_for("every container to commit a block", || {
-        (0..4).all(|index| height(base + 3 * index + 2).is_some_and(|h| h >= 1))
+    // Each scrape target of prometheus.yml serves the node's metrics.
+    wait_for("every scrape target to show a committed block", || {
+        targets.iter().all(|(_, port)| height(*port).is_some_and(|h| h >= 1))
+    });
+    let ids = project.run(&["ps", "-q"]);
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout).split_whitespace().map(str::to_string).collect();
+    assert_eq!(ids.len(), 4, "one container per node");
+    wait_for("every container's readiness health check to pass", || {
+        let health = Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Health.Status}}"])
+            .args(&ids)
+            .output()
+            .expect("docker inspect");
+        let health = String::from_utf8_lossy(&health.stdout);
+        assert!(!health.contains("unhealthy"), "a node's health check failed: {health}");
+        health.split_whitespace().filter(|status| *status == "healthy").count() == 4
     });
 
     let faucet = dir.path().join("faucet.key.json");
@@ -146,6 +199,22 @@ fn generate_compose_writes_a_network_of_containers_that_commits() {
             .expect("run stele");
         serde_json::from_slice::<serde_json::Value>(&output.stdout).is_ok_and(|account| account["balance"] == 7)
     });
+    // A backup made inside a running container (where the node's admin socket is) lands in the
+    // mounted home and audits on the host.
+    let backup = project.run(&[
+        "exec",
+        "-T",
+        "node1",
+        "/usr/local/bin/stele",
+        "backup",
+        "--home",
+        "/home/node1",
+        "--out",
+        "/home/node1/backup",
+    ]);
+    assert!(backup.status.success(), "backup in the container: {}", String::from_utf8_lossy(&backup.stderr));
+    let audited = run_ok(&["audit", "--home", dir.path().join("node1/backup").to_str().expect("utf-8")]);
+    assert!(audited.starts_with("OK"), "{audited}");
     let stopped = project.run(&["stop", "--timeout", "30"]);
     assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
     let ids = project.run(&["ps", "-a", "-q"]);

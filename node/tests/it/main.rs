@@ -1,11 +1,13 @@
 //! End-to-end tests of the `stele` binary.
 
+mod backup;
 mod byzantine;
 mod compose;
 mod corruption;
 mod crash_points;
 mod faults;
 mod flood;
+mod operators;
 mod processes;
 
 use std::process::Command;

@@ -407,8 +407,9 @@ impl Drop for Up {
     }
 }
 
-/// Starts `stele testnet up` and returns once it printed its table (or panics with its output).
-fn testnet_up(dir: &Path, base: u16) -> (Up, String) {
+/// Starts `stele testnet up` and returns once it printed its table (or panics with its output),
+/// with the lines it prints later.
+fn testnet_up(dir: &Path, base: u16) -> (Up, String, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
     let mut child = stele()
         .args(["testnet", "up", "--validators", "4", "--base-port", &base.to_string(), "--dir"])
@@ -438,7 +439,21 @@ fn testnet_up(dir: &Path, base: u16) -> (Up, String) {
             Err(_) => panic!("testnet up printed no table in time:\n{output}"),
         }
     }
-    (up, output)
+    (up, output, received)
+}
+
+/// Reads `up`'s later lines until one contains `wanted` (or panics with what it printed).
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, wanted: &str, printed: &mut String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !printed.contains(wanted) {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+            Err(_) => panic!("testnet up never printed {wanted:?}:\n{printed}"),
+        }
+    }
 }
 
 fn stop_up(mut up: Up) {
@@ -461,7 +476,7 @@ fn testnet_up_runs_a_network_that_commits_audits_stops_and_resumes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(12);
     let rpc = |index: u16| format!("http://127.0.0.1:{}", base + 3 * index + 1);
-    let (up, table) = testnet_up(dir.path(), base);
+    let (up, table, _) = testnet_up(dir.path(), base);
     assert!(table.contains("generated a 4-validator network"), "{table}");
     for index in 0..4u16 {
         assert!(table.contains(&rpc(index)), "{table}");
@@ -518,7 +533,7 @@ fn testnet_up_runs_a_network_that_commits_audits_stops_and_resumes() {
     }
 
     // Again: the same network resumes with its data.
-    let (up, table) = testnet_up(dir.path(), base);
+    let (mut up, table, lines) = testnet_up(dir.path(), base);
     assert!(table.contains("resuming the network"), "{table}");
     let account: serde_json::Value = serde_json::from_str(&run_ok(&[
         "query",
@@ -531,5 +546,46 @@ fn testnet_up_runs_a_network_that_commits_audits_stops_and_resumes() {
     .expect("json");
     assert_eq!(account["balance"], 3);
     assert!(account["height"].as_u64().expect("height") >= committed_at);
+
+    // kill -9 of one validator: `up` says so, the other three keep committing, and it restarts
+    // the dead one, which catches up; `up` itself keeps running.
+    let home = dir.path().join("node2");
+    let pid = node_pid(&home).expect("node2's process");
+    assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill").success());
+    let mut printed = String::new();
+    wait_for_line(&lines, "node2 exited", &mut printed);
+    let during: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "tx",
+        "transfer",
+        "--to",
+        "0x00000000000000000000000000000000000000cc",
+        "--amount",
+        "4",
+        "--key",
+        faucet.to_str().expect("utf-8"),
+        "--rpc",
+        &rpc(0),
+        "--wait",
+        "--json",
+    ]))
+    .expect("json");
+    let during_height = during["height"].as_u64().expect("height");
+    wait_for_line(&lines, "node2 restarted", &mut printed);
+    assert!(printed.contains("restarting node2 in"), "{printed}");
+    assert!(matches!(up.0.try_wait(), Ok(None)), "testnet up stopped with node2:\n{printed}");
+    wait_for("node2 to catch up after its restart", || height(base + 3 * 2 + 2).is_some_and(|h| h >= during_height));
+    assert_ne!(node_pid(&home), Some(pid), "node2 was not started again");
     stop_up(up);
+}
+
+/// The pid of the `stele start --home <home>` process, read from /proc.
+fn node_pid(home: &Path) -> Option<u32> {
+    let wanted = home.to_str()?.to_string();
+    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let arguments: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+        let is_node = arguments.contains(&b"start".as_slice()) && arguments.contains(&wanted.as_bytes());
+        is_node.then_some(pid)
+    })
 }

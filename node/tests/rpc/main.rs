@@ -1,10 +1,11 @@
 //! The JSON-RPC API against a real node (one validator, real RocksDB): every method, each
 //! error code, raw HTTP abuse, a WebSocket subscriber, the access rules (origin, host, submit
-//! token) and the response budget.
+//! token), the response budget, and the `/health` and `/ready` probes ([`probes`]).
 
 #[path = "../cluster/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+mod probes;
 
 use std::{
     io::{Read, Write},

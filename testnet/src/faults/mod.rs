@@ -10,7 +10,7 @@
 mod check;
 mod cluster;
 mod load;
-mod netns;
+pub mod netns;
 
 use std::{
     path::PathBuf,
