@@ -173,12 +173,13 @@ impl Node {
 
     /// Stops the driver and the servers, and waits for the driver (and so every write) to end.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        // Open subscriptions and `tx_submitAndWait` calls must not hold the process: give the
-        // server a moment to close them, then go on (dropping what is left).
+        // The driver first: once it stops, its block channel closes, which ends open
+        // subscriptions and answers waiting `tx_submitAndWait` calls ("shutting down"), so the
+        // server's connections can close. Whatever still holds one after a grace is dropped.
+        let _ = self.shutdown.send(true);
         if tokio::time::timeout(RPC_STOP_GRACE, self.rpc.stop()).await.is_err() {
             warn!("the JSON-RPC server did not stop within {} s; closing its connections", RPC_STOP_GRACE.as_secs());
         }
-        let _ = self.shutdown.send(true);
         match self.driver_task.await {
             Ok(result) => result.map_err(Into::into),
             Err(error) => Err(anyhow::anyhow!("the driver task failed: {error}")),

@@ -19,6 +19,8 @@ mod methods;
 pub mod openrpc;
 pub mod probes;
 mod server;
+#[cfg(test)]
+mod test_support;
 pub mod types;
 
 pub use access::{SubmitToken, TokenError};

@@ -1,23 +1,8 @@
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
-};
-
-use consensus::{ChainId, Digest, SigningKey};
-use jsonrpsee::core::async_trait;
-use ledger::{CertifiedBlock, Genesis, MemStore, Params, ValidatorInfo};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    sync::broadcast,
-};
+use std::sync::atomic::Ordering;
 
 use super::*;
-use crate::{Limits, NodeStatus, Peer, SubmitError};
+use crate::test_support::{MAX_AGE, TestBackend, body_of, exchange, header, host, limits};
 
-const MAX_AGE: Duration = Duration::from_secs(120);
 const NOW_MS: u64 = 1_000_000_000;
 
 fn facts() -> Readiness {
@@ -124,111 +109,12 @@ fn facts_that_could_not_be_read_are_down_with_no_checks() {
     );
 }
 
-/// A backend whose readiness facts the test sets, counting how often they are read.
-struct Fake {
-    store: MemStore,
-    facts: Mutex<Readiness>,
-    reads: AtomicUsize,
-}
-
-#[async_trait]
-impl Backend for Fake {
-    type Store = MemStore;
-    fn store(&self) -> &MemStore {
-        &self.store
-    }
-    fn genesis_hash(&self) -> Digest {
-        Digest::ZERO
-    }
-    async fn submit(&self, _: Vec<u8>) -> Result<Digest, SubmitError> {
-        Err(SubmitError::Unavailable("fake".into()))
-    }
-    async fn is_pending(&self, _: Digest) -> bool {
-        false
-    }
-    fn subscribe(&self) -> broadcast::Receiver<Arc<CertifiedBlock>> {
-        broadcast::channel(1).1
-    }
-    async fn status(&self) -> NodeStatus {
-        NodeStatus { view: 0, validator: false, syncing: false, peers: 0, mempool_txs: 0 }
-    }
-    async fn peers(&self) -> Vec<Peer> {
-        Vec::new()
-    }
-    fn readiness(&self) -> Result<Readiness, ledger::StoreError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        Ok(self.facts.lock().expect("facts").clone())
-    }
-}
-
 fn now() -> u64 {
     super::now_ms()
 }
 
-fn fake(facts: Readiness) -> Arc<Fake> {
-    let key = SigningKey::from_seed([1; 32]);
-    let genesis = Genesis {
-        chain_id: ChainId::new("probes").expect("chain id"),
-        genesis_time_ms: 1,
-        validators: vec![ValidatorInfo { name: "v".into(), public_key: key.public_key(), peer_id: "p".into() }],
-        accounts: Vec::new(),
-        params: Params::default(),
-    };
-    Arc::new(Fake {
-        store: MemStore::new(&genesis).expect("store"),
-        facts: Mutex::new(facts),
-        reads: AtomicUsize::new(0),
-    })
-}
-
-fn limits() -> Limits {
-    Limits {
-        max_request_bytes: 1024 * 1024,
-        max_response_bytes: 1024 * 1024,
-        max_batch: 10,
-        max_connections: 512,
-        max_subscriptions_per_connection: 4,
-        idle_timeout: Duration::from_secs(10),
-        request_body_timeout: Duration::from_secs(10),
-        ws_idle_timeout: Duration::from_secs(10),
-        cors_origins: vec!["http://allowed.test".to_string()],
-        allowed_hosts: vec!["node.test".to_string()],
-        submit_token: Some(crate::SubmitToken::new("0123456789abcdef-secret").expect("token")),
-        read_threads: 2,
-        ready_max_block_age: MAX_AGE,
-    }
-}
-
-/// One raw HTTP/1.1 exchange (`Connection: close`): the status and the whole answer text.
-async fn exchange(address: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
-        .await
-        .expect("answered in time")
-        .expect("read");
-    let status = answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    (status, answer)
-}
-
-fn host(address: SocketAddr) -> String {
-    format!("Host: {address}\r\n")
-}
-
-fn body_of(answer: &str) -> &str {
-    answer.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
-
-fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
-    answer.split("\r\n").find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
+fn fake(facts: Readiness) -> Arc<TestBackend> {
+    TestBackend::new("probes", facts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

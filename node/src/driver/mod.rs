@@ -109,7 +109,9 @@ pub struct Stopped;
 pub struct DriverHandle {
     requests: mpsc::Sender<Request>,
     submissions: mpsc::Sender<admission::Submission>,
-    commits: broadcast::Sender<Arc<CertifiedBlock>>,
+    /// Weak, so that the channel closes when the driver stops: subscribers (block
+    /// subscriptions, `tx_submitAndWait` calls) then end at once instead of holding shutdown.
+    commits: broadcast::WeakSender<Arc<CertifiedBlock>>,
 }
 
 impl DriverHandle {
@@ -143,9 +145,12 @@ impl DriverHandle {
     }
 
     /// Every block committed from now on, in order (a slow receiver misses blocks and is told
-    /// how many, see [`broadcast::error::RecvError::Lagged`]).
+    /// how many, see [`broadcast::error::RecvError::Lagged`]); closed once the driver stopped.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CertifiedBlock>> {
-        self.commits.subscribe()
+        match self.commits.upgrade() {
+            Some(commits) => commits.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
 }
 
@@ -272,7 +277,7 @@ impl Driver {
             #[cfg(feature = "byzantine")]
             byzantine: byzantine::Byzantine::from_env()?,
         };
-        Ok((driver, DriverHandle { requests: request_sender, submissions, commits }))
+        Ok((driver, DriverHandle { requests: request_sender, submissions, commits: commits.downgrade() }))
     }
 
     /// Runs until `shutdown` turns true or a fatal error. Boots the core from the saved safety

@@ -319,6 +319,76 @@ fn a_websocket_subscriber_sees_every_committed_block_in_order() {
     });
 }
 
+/// SIGTERM runs [`stele::Node::shutdown`]: open subscriptions and `tx_submitAndWait` calls (which
+/// may wait up to a minute) must not hold the node, and their clients must hear that it stopped.
+#[test]
+fn shutdown_is_prompt_with_subscriptions_and_waiting_calls_open() {
+    run(LIMIT, || async {
+        let (mut cluster, address) = single_node().await;
+        let ws = WsClientBuilder::default()
+            .request_timeout(Duration::from_secs(120))
+            .build(format!("ws://{address}"))
+            .await
+            .expect("ws client");
+        let mut subscription = ws.chain_subscribe_blocks().await.expect("subscribe");
+        let http = HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(120))
+            .build(format!("http://{address}"))
+            .expect("client");
+        // Nonces far ahead of the faucet's: admitted as queued, never committed, so both calls
+        // wait their full 60 s unless the node ends them.
+        let waiting: Vec<SignedTransaction> = (0..2)
+            .map(|gap| {
+                let payload =
+                    Payload::Transfer { to: Address::of(&SigningKey::from_seed([9; 32]).public_key()), amount: 1 };
+                Transaction { chain_id: chain_id(), signer: cluster.faucet.public_key(), nonce: 10 + gap, payload }
+                    .sign(&cluster.faucet)
+            })
+            .collect();
+        let over_http = tokio::spawn({
+            let (http, transaction) = (http.clone(), hex(&waiting[0]));
+            async move { http.tx_submit_and_wait(transaction, Some(60_000)).await }
+        });
+        let ws = std::sync::Arc::new(ws);
+        let over_ws = tokio::spawn({
+            let (ws, transaction) = (ws.clone(), hex(&waiting[1]));
+            async move { ws.tx_submit_and_wait(transaction, Some(60_000)).await }
+        });
+        for transaction in &waiting {
+            let hash = transaction.hash();
+            let mut pending = false;
+            for _ in 0..100 {
+                if http.tx_get(hash).await.expect("tx_get").status == TxState::Pending {
+                    pending = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(pending, "the waiting call's transaction never reached the mempool");
+        }
+        assert!(!over_http.is_finished() && !over_ws.is_finished(), "a call ended before the shutdown");
+
+        // Well under the calls' 60 s: the node gives its RPC server a 3 s grace.
+        let stopped = tokio::time::timeout(Duration::from_secs(20), cluster.stop(0)).await;
+        assert!(stopped.is_ok(), "the node did not stop within 20 s with calls open");
+
+        fn ended<T>(what: &str) -> T {
+            panic!("the {what} outlived the node")
+        }
+        let http_answer =
+            tokio::time::timeout(Duration::from_secs(20), over_http).await.unwrap_or_else(|_| ended("HTTP call"));
+        assert!(http_answer.expect("task").is_err(), "a waiting call answered success from a stopped node");
+        let ws_answer =
+            tokio::time::timeout(Duration::from_secs(20), over_ws).await.unwrap_or_else(|_| ended("WebSocket call"));
+        assert!(ws_answer.expect("task").is_err(), "a waiting call answered success from a stopped node");
+        // Blocks committed before the stop may still arrive; then the subscription must end.
+        while let Some(Ok(_)) = tokio::time::timeout(Duration::from_secs(20), subscription.next())
+            .await
+            .unwrap_or_else(|_| ended("subscription"))
+        {}
+    });
+}
+
 /// A CORS preflight from `origin`; returns the response text.
 fn preflight(address: SocketAddr, origin: &str) -> String {
     let head = format!(
