@@ -5,7 +5,9 @@
 # and overflow checks), so the testnet's build is the tests' build: RocksDB compiles once.
 #
 #   ./run.sh testnet up [ARGS...]   build, then `stele testnet up ARGS...`
-#   ./run.sh test [ARGS...]         `cargo test --workspace --locked ARGS...`
+#   ./run.sh test [ARGS...]         `cargo test --workspace --locked ARGS...`; without ARGS also
+#                                   the Python suites (SDK, explorer in a browser), each in a
+#                                   virtual environment it creates under ~/.cache/stele-venv
 #   ./run.sh setup                  only install the missing packages
 #   ./run.sh stele ARGS...          build, then `stele ARGS...`
 set -euo pipefail
@@ -18,7 +20,12 @@ setup() {
   if ! command -v dpkg-query >/dev/null; then
     return 0 # not Debian: the packages' equivalents must be installed by hand (README)
   fi
-  for package in "${packages[@]}"; do
+  local wanted=("${packages[@]}")
+  # The Python suites make virtual environments: Debian's python3 needs python3-venv for that.
+  if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    wanted+=(python3-venv)
+  fi
+  for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
   if ((${#missing[@]} == 0)); then
@@ -50,7 +57,11 @@ case "$command" in
   setup) setup ;;
   test)
     setup
-    exec cargo test --workspace --locked "$@"
+    cargo test --workspace --locked "$@"
+    if (($# == 0)); then
+      # They run the `stele` binary the cargo tests just built.
+      sdk/python/test.sh
+    fi
     ;;
   testnet)
     setup
