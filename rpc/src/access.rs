@@ -7,7 +7,9 @@
 //! before any JSON-RPC runs, [`AccessLayer`] refuses with 403:
 //!
 //! - a request with an `Origin` header (browsers send one on every WebSocket upgrade and every
-//!   cross-origin call) naming an origin not in `rpc.cors_origins`;
+//!   cross-origin call) naming an origin not in `rpc.cors_origins`, unless it is the request's
+//!   own origin: `http://` or `https://` and exactly the `Host` the request names (which the
+//!   Host rule below admitted), as the node's own explorer page sends ([`crate::explorer`]);
 //! - a request whose `Host` header names a host other than an IP address, `localhost` or one of
 //!   `rpc.allowed_hosts`. A rebinding page's requests carry its own name as the host; an IP
 //!   address as the host means the browser connected to that address itself, which no other
@@ -156,7 +158,10 @@ impl Rules {
                         one of rpc.allowed_hosts (a defence against DNS rebinding)\n");
         }
         let origin_allowed = |origin: &HeaderValue| {
-            origin.to_str().is_ok_and(|origin| self.origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)))
+            origin.to_str().is_ok_and(|origin| {
+                host.is_some_and(|host| same_origin(origin, host))
+                    || self.origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))
+            })
         };
         if !headers.get_all(header::ORIGIN).iter().all(origin_allowed) {
             return Err("Origin not allowed: web pages may call this node only from the origins in \
@@ -185,6 +190,20 @@ impl Rules {
         };
         Some(if token.matches(presented) { Submitter::Authorized } else { Submitter::WrongToken })
     }
+}
+
+/// Whether `origin` is the origin of the page the node itself served at `host` (the request's
+/// `Host`, already admitted): a page loaded from `http://<host>/` sends `Origin: http://<host>`.
+/// Such a page is the node's own (the explorer), since only the node answers at that host and
+/// port; a page of any other site, a rebinding one included, sends its own origin, and a
+/// rebinding page's `Host` is refused before this. `https` counts too, for a TLS proxy that
+/// passes the `Host` on.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let rest = match origin.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => rest,
+        _ => return false,
+    };
+    !host.is_empty() && rest.eq_ignore_ascii_case(host)
 }
 
 /// The host part of a `Host` header value: without the port, and an IPv6 address without its
@@ -397,6 +416,40 @@ mod tests {
         for refused in ["http://app.example", "https://app.example:8443", "null", "https://evil.example"] {
             assert!(rules.admit(&headers(&[host.clone(), (header::ORIGIN, refused)]), None).is_err(), "{refused}");
         }
+    }
+
+    #[test]
+    fn a_page_of_the_node_itself_may_call_it_and_other_origins_may_not() {
+        let rules = rules(None);
+        let admit =
+            |host: &str, origin: &str| rules.admit(&headers(&[(header::HOST, host), (header::ORIGIN, origin)]), None);
+        // The explorer, loaded from the node's own address and port (or through a TLS proxy
+        // that keeps the Host).
+        for (host, origin) in [
+            ("127.0.0.1:26601", "http://127.0.0.1:26601"),
+            ("localhost:26601", "HTTP://LOCALHOST:26601"),
+            ("[::1]:8545", "http://[::1]:8545"),
+            ("node.example", "https://node.example"),
+        ] {
+            assert_eq!(admit(host, origin), Ok(()), "{host} {origin}");
+        }
+        // Any other origin: another port of the same host (another node, a local dev server),
+        // another host, another scheme, a sandboxed page, a prefix or suffix trick.
+        for (host, origin) in [
+            ("127.0.0.1:26601", "http://127.0.0.1:26604"),
+            ("127.0.0.1:26601", "http://127.0.0.1"),
+            ("127.0.0.1:26601", "http://localhost:26601"),
+            ("127.0.0.1:26601", "https://evil.example"),
+            ("127.0.0.1:26601", "ws://127.0.0.1:26601"),
+            ("127.0.0.1:26601", "null"),
+            ("127.0.0.1:26601", "127.0.0.1:26601"),
+            ("127.0.0.1:26601", "http://127.0.0.1:26601.evil.example"),
+            ("127.0.0.1:26601", "http://user@127.0.0.1:26601"),
+        ] {
+            assert!(admit(host, origin).is_err(), "{host} {origin}");
+        }
+        // A rebinding page is same-origin with its own name, and its Host is refused first.
+        assert!(admit("evil.example:26601", "http://evil.example:26601").is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! JSON-RPC codes. Every request passes the access rules of [`access`] (origin, host, submit
 //! token) before any method runs; every store read runs on the blocking pool, bounded; every
 //! large result is built within the request's response budget. The same port answers the
-//! plain-HTTP liveness and readiness probes `GET /health` and `GET /ready` ([`probes`]).
+//! plain-HTTP liveness and readiness probes `GET /health` and `GET /ready` ([`probes`]) and a
+//! read-only block explorer at `/explorer/` ([`explorer`]).
 
 pub mod access;
 pub mod api;
@@ -15,6 +16,7 @@ mod backend;
 mod batch;
 mod budget;
 pub mod error;
+pub mod explorer;
 mod methods;
 pub mod openrpc;
 pub mod probes;

@@ -1,6 +1,7 @@
 //! The server: the API's methods ([`crate::methods`]) over a [`Backend`], on one port for
 //! HTTP/1.1 and WebSocket, with every limit and access rule ([`crate::access`]) set, and the
-//! `/health` and `/ready` probes ([`crate::probes`]) in front of JSON-RPC.
+//! `/health` and `/ready` probes ([`crate::probes`]) and the block explorer
+//! ([`crate::explorer`]) in front of JSON-RPC.
 //!
 //! The accept loop is ours rather than jsonrpsee's because jsonrpsee counts `max_connections`
 //! per HTTP request in flight, not per TCP connection, and serves connections without a timer:
@@ -35,6 +36,7 @@ use tokio::{
 use crate::{
     Backend,
     access::{AccessLayer, SubmitGate, SubmitToken},
+    explorer::ExplorerLayer,
     probes::ProbeLayer,
 };
 
@@ -133,10 +135,15 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
     let token_required = limits.submit_token.is_some();
     let access = AccessLayer::new(&limits.cors_origins, &limits.allowed_hosts, limits.submit_token.clone());
     // Access first: a refused request gets its 403 before CORS or the body is looked at. The
-    // probes come next: behind the Host and Origin rules, ahead of everything JSON-RPC.
+    // probes come next, then the explorer's files: behind the Host and Origin rules, ahead of
+    // everything JSON-RPC.
     let probes = ProbeLayer::new(backend.clone(), limits.ready_max_block_age);
-    let middleware =
-        tower::ServiceBuilder::new().layer(access).layer(probes).option_layer(cors(&limits.cors_origins)?).layer(guard);
+    let middleware = tower::ServiceBuilder::new()
+        .layer(access)
+        .layer(probes)
+        .layer(ExplorerLayer)
+        .option_layer(cors(&limits.cors_origins)?)
+        .layer(guard);
     let max_response_bytes = limits.max_response_bytes as usize;
     // The gate sits inside the batch layer, so it sees each call of a batch on its own.
     let rpc_middleware = RpcServiceBuilder::new()
