@@ -50,24 +50,29 @@ def find_browser():
     return chromium, driver, None
 
 
-def port_free(port: int) -> bool:
+def port_taken(port: int):
+    """Why ``port`` cannot be listened on at 127.0.0.1, or None if it can."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        except OSError as error:
+            return f"{port}: {error}"
+    return None
 
 
 def free_base_port() -> int:
-    """A base port with the 3 ports of each of the 4 nodes free (base + 3i, +1 JSON-RPC, +2 metrics)."""
+    """A base port with the 3 ports of each of the 4 nodes free (base + 3i P2P, + 1 JSON-RPC,
+    + 2 metrics), below Linux's ephemeral ports (32768-60999), which outgoing connections take."""
     count = VALIDATORS * PORTS_PER_NODE
+    failures = []
     for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        if all(port_free(base + offset) for offset in range(count)):
+        base = random.randrange(20000, 32700 - count)
+        taken = next((why for port in range(base, base + count) if (why := port_taken(port))), None)
+        if taken is None:
             return base
-    raise RuntimeError("no free range of 12 ports found on 127.0.0.1")
+        failures.append(taken)
+    raise RuntimeError(f"no {count} free ports in a row on 127.0.0.1; the last refusals: {failures[-3:]}")
 
 
 def rpc(url: str, method: str, params=None, timeout: float = 10):

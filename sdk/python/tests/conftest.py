@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -44,25 +45,31 @@ def stele_binary() -> Path:
     return REPO / "target" / "debug" / "stele"
 
 
-def _ports_free(base: int, count: int) -> bool:
-    for port in range(base, base + count):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
+def _port_taken(port: int) -> str | None:
+    """Why ``port`` cannot be listened on at 127.0.0.1, or None if it can."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            return f"{port}: {error}"
+    return None
 
 
 def free_base_port(count: int) -> int:
-    """A base port with ``count`` consecutive free ports (chosen from the pid, then probed)."""
-    start = 30000 + (os.getpid() * 37) % 20000
-    for attempt in range(200):
-        base = 30000 + (start - 30000 + attempt * count) % 30000
-        if base + count < 65000 and _ports_free(base, count):
+    """A base port with ports base .. base+count-1 free, probed from a random start.
+
+    The range lies below Linux's ephemeral ports (32768-60999), which the kernel hands to
+    outgoing connections at any moment, so a node cannot later collide with a client socket.
+    """
+    failures: List[str] = []
+    for _ in range(200):
+        base = random.randrange(20000, 32700 - count)
+        taken = next((why for port in range(base, base + count) if (why := _port_taken(port))), None)
+        if taken is None:
             return base
-    raise RuntimeError("no free port range found")
+        failures.append(taken)
+    raise RuntimeError(f"no {count} free ports in a row on 127.0.0.1; the last refusals: {failures[-3:]}")
 
 
 @dataclass
