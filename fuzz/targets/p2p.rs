@@ -9,8 +9,9 @@ use futures::{executor::block_on, io::Cursor};
 use ledger::SignedTransaction;
 use libp2p::request_response::Codec as _;
 use node::{
+    agreement::{Finding, compare},
     mempool::precheck,
-    p2p::protocol::{Codec, ConsensusGossip, REQUEST_PROTOCOL, Request, Response, TxGossip},
+    p2p::protocol::{CertifiedHeader, Codec, ConsensusGossip, REQUEST_PROTOCOL, Request, Response, TxGossip},
     verified::VerifiedCache,
 };
 
@@ -98,7 +99,9 @@ fn tx_gossip(TxGossip(transactions): TxGossip) -> Depth {
 fn request(request: Request) -> Depth {
     match request {
         Request::Consensus(message) => message_depth(*message),
-        Request::Status | Request::Blocks { .. } | Request::Proposal(_) => Depth::Accepted,
+        Request::Status | Request::Blocks { .. } | Request::Proposal(_) | Request::CertifiedHeads { .. } => {
+            Depth::Accepted
+        }
     }
 }
 
@@ -108,5 +111,18 @@ fn response(response: Response) -> Depth {
         Response::Blocks(blocks) => blocks.iter().map(block::check_certified).min().unwrap_or(Depth::Accepted),
         Response::Proposal(Some(proposed)) => block::check_block(&proposed),
         Response::Proposal(None) | Response::Status { .. } | Response::Received => Depth::Accepted,
+        Response::CertifiedHeads { head, at } => {
+            head.iter().chain(at.iter()).map(|theirs| certified_header(theirs)).min().unwrap_or(Depth::Accepted)
+        }
+    }
+}
+
+/// What peer agreement does with a peer's certified header. Only the fixture's keys ever
+/// signed, and only its own blocks: a divergence would be a forged certificate.
+fn certified_header(theirs: &CertifiedHeader) -> Depth {
+    match compare(&Fixture::get().store, theirs) {
+        Ok(Finding::Agreed { .. }) => Depth::Accepted,
+        Ok(Finding::Diverged { .. }) => panic!("a certificate verified for a block nobody certified"),
+        Ok(Finding::Skipped | Finding::Invalid { .. }) | Err(_) => Depth::Rejected,
     }
 }

@@ -56,6 +56,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The background scrub of the stored chain.
+    pub checks: ChecksConfig,
 }
 
 /// `[network]`
@@ -335,6 +337,51 @@ impl Default for StorageConfig {
     }
 }
 
+/// `[checks]`: the background scrub, which re-verifies the stored chain while the node runs
+/// (see `crate::scrub`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    /// Run the scrub.
+    pub enabled: bool,
+    /// Most blocks checked per second: each costs a few point reads, a hash per transaction
+    /// and receipt, and two batch checks of 2f+1 signatures.
+    pub blocks_per_second: u32,
+    /// A full pass starts at most this often (counted from the start of the previous one).
+    #[serde(with = "humantime_serde")]
+    pub pass_interval: Duration,
+    /// The state is proven against the certified state root at heights that are multiples of
+    /// this (1: every height): one proof for the validator schedule and one per sender.
+    pub state_sample_interval: u64,
+    /// Repair what the scrub finds damaged: a block's header, body or certificate with a peer's
+    /// certified copy (checked as block sync checks blocks), its receipts and index entries by
+    /// re-executing it on the certified state before it. Repaired values are checked as
+    /// committed ones are; unrepaired ones stay errors on every read.
+    pub repair: bool,
+    /// Compare this node's certified blocks with its peers' ([`crate::agreement`]).
+    pub compare_with_peers: bool,
+    /// Peers are asked for their certified head and checkpoint this often.
+    #[serde(with = "humantime_serde")]
+    pub compare_interval: Duration,
+    /// The checkpoint compared is the highest multiple of this at or below the head.
+    pub checkpoint_interval: u64,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        ChecksConfig {
+            enabled: true,
+            blocks_per_second: 20,
+            pass_interval: Duration::from_secs(24 * 3600),
+            state_sample_interval: 100,
+            repair: true,
+            compare_with_peers: true,
+            compare_interval: Duration::from_secs(30),
+            checkpoint_interval: 100,
+        }
+    }
+}
+
 /// `[metrics]`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -444,7 +491,10 @@ impl Config {
             ));
         }
         self.rpc.validate()?;
-        let positive: [(&'static str, u64); 10] = [
+        let positive: [(&'static str, u64); 13] = [
+            ("checks.checkpoint_interval", self.checks.checkpoint_interval),
+            ("checks.blocks_per_second", self.checks.blocks_per_second.into()),
+            ("checks.state_sample_interval", self.checks.state_sample_interval),
             ("network.max_connections", self.network.max_connections.into()),
             ("network.max_message_bytes", self.network.max_message_bytes as u64),
             ("rpc.max_request_bytes", self.rpc.max_request_bytes.into()),
@@ -464,6 +514,8 @@ impl Config {
             ("rpc.request_body_timeout", self.rpc.request_body_timeout),
             ("rpc.ws_idle_timeout", self.rpc.ws_idle_timeout),
             ("rpc.ready_max_block_age", self.rpc.ready_max_block_age),
+            ("checks.pass_interval", self.checks.pass_interval),
+            ("checks.compare_interval", self.checks.compare_interval),
         ];
         if let Some((key, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(invalid(key, "must be longer than 0s"));

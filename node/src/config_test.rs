@@ -134,3 +134,40 @@ fn rpc_access_keys_are_checked_and_the_token_file_is_read_from_the_home() {
     assert!(!format!("{limits:?}").contains("not-shown"), "the token never shows: {limits:?}");
     assert!(Config::default().rpc.limits(home.path()).expect("defaults").submit_token.is_none());
 }
+
+#[test]
+fn the_checks_section_is_on_by_default_parses_and_is_checked() {
+    let defaults = Config::default().checks;
+    assert!(defaults.enabled, "the scrub runs unless turned off");
+    assert!(defaults.blocks_per_second >= 1);
+    assert!(defaults.repair && defaults.compare_with_peers, "damage is repaired and peers compared unless turned off");
+    let config = load(
+        "[checks]\nenabled = false\nblocks_per_second = 5\npass_interval = \"1h\"\nstate_sample_interval = 1\nrepair = false\n\
+         compare_with_peers = false\ncompare_interval = \"5s\"\ncheckpoint_interval = 10\n",
+        &[("STELE__CHECKS__BLOCKS_PER_SECOND", "7")],
+    )
+    .expect("valid");
+    assert_eq!(
+        config.checks,
+        ChecksConfig {
+            enabled: false,
+            blocks_per_second: 7,
+            pass_interval: Duration::from_secs(3600),
+            state_sample_interval: 1,
+            repair: false,
+            compare_with_peers: false,
+            compare_interval: Duration::from_secs(5),
+            checkpoint_interval: 10,
+        }
+    );
+    for (text, key) in [
+        ("[checks]\nblocks_per_second = 0\n", "checks.blocks_per_second"),
+        ("[checks]\nstate_sample_interval = 0\n", "checks.state_sample_interval"),
+        ("[checks]\npass_interval = \"0s\"\n", "checks.pass_interval"),
+        ("[checks]\ncompare_interval = \"0s\"\n", "checks.compare_interval"),
+        ("[checks]\ncheckpoint_interval = 0\n", "checks.checkpoint_interval"),
+    ] {
+        let error = load(text, &[]).expect_err(text);
+        assert!(matches!(error, ConfigError::Invalid { key: found, .. } if found == key), "{text}: {error}");
+    }
+}

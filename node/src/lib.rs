@@ -7,6 +7,7 @@
 //! ledger admits (plus configured observers) can connect.
 
 pub mod admin;
+pub mod agreement;
 pub mod config;
 pub mod driver;
 pub mod logging;
@@ -16,4 +17,5 @@ pub mod metrics_server;
 pub mod node;
 pub mod p2p;
 pub mod rpc_backend;
+pub mod scrub;
 pub mod verified;

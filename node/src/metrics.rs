@@ -7,6 +7,8 @@
 //! counter (prometheus-client appends it). `deploy/grafana/stele-dashboard.json` queries them;
 //! a test below fails if it queries one this struct does not export.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::{
     encoding::text::encode,
     metrics::{
@@ -43,6 +45,24 @@ pub struct Metrics {
     /// `stele_evidence_total`: distinct pieces of evidence recorded (conflicting votes of one
     /// validator).
     pub evidence: Counter,
+    /// `stele_scrub_height`: highest height the background scrub checked in its current pass.
+    pub scrub_height: Gauge,
+    /// `stele_scrub_passes_total`: full passes of the scrub over the stored chain.
+    pub scrub_passes: Counter,
+    /// `stele_scrub_errors_total`: damaged stored values the scrub found (each once).
+    pub scrub_errors: Counter,
+    /// `stele_scrub_blocks_checked_total`: blocks the scrub checked (its rate is the budget
+    /// `checks.blocks_per_second` spent).
+    pub scrub_blocks: Counter,
+    /// `stele_scrub_seconds_total`: time the scrub's steps took, each on one thread of the
+    /// blocking pool; its rate is the share of one core the scrub takes (an upper bound on its
+    /// CPU: waits for the disk count too).
+    pub scrub_seconds: Counter<f64, AtomicU64>,
+    /// `stele_peer_divergence_total`: distinct blocks peers hold certified at a height where
+    /// this node certified another (each is evidence of more than f Byzantine validators).
+    pub peer_divergence: Counter,
+    /// `stele_peer_comparisons_total`: peer answers compared with this node's chain.
+    pub peer_comparisons: Counter,
 }
 
 impl Default for Metrics {
@@ -61,6 +81,13 @@ impl Default for Metrics {
         let block_txs = Histogram::new(exponential_buckets(1.0, 2.0, 16));
         let block_bytes = Histogram::new(exponential_buckets(256.0, 2.0, 17));
         let evidence = Counter::default();
+        let scrub_height = Gauge::default();
+        let scrub_passes = Counter::default();
+        let scrub_errors = Counter::default();
+        let scrub_blocks = Counter::default();
+        let scrub_seconds = Counter::<f64, AtomicU64>::default();
+        let peer_divergence = Counter::default();
+        let peer_comparisons = Counter::default();
         registry.register("height", "Height of the last committed block", height.clone());
         registry.register("view", "Consensus view of the height being decided", view.clone());
         registry.register("view_changes", "View changes this node took part in", view_changes.clone());
@@ -87,6 +114,17 @@ impl Default for Metrics {
             block_bytes.clone(),
         );
         registry.register("evidence", "Distinct pieces of evidence of misbehaviour recorded", evidence.clone());
+        registry.register("scrub_height", "Highest height the scrub checked in its current pass", scrub_height.clone());
+        registry.register("scrub_passes", "Full passes of the scrub over the stored chain", scrub_passes.clone());
+        registry.register("scrub_errors", "Damaged stored values the scrub found", scrub_errors.clone());
+        registry.register("scrub_blocks_checked", "Blocks the scrub checked", scrub_blocks.clone());
+        registry.register_with_unit("scrub", "Time the scrub's steps took", Unit::Seconds, scrub_seconds.clone());
+        registry.register(
+            "peer_divergence",
+            "Blocks peers hold certified at a height where this node certified another",
+            peer_divergence.clone(),
+        );
+        registry.register("peer_comparisons", "Peer answers compared with this node's chain", peer_comparisons.clone());
         Metrics {
             registry,
             height,
@@ -100,6 +138,13 @@ impl Default for Metrics {
             block_txs,
             block_bytes,
             evidence,
+            scrub_height,
+            scrub_passes,
+            scrub_errors,
+            scrub_blocks,
+            scrub_seconds,
+            peer_divergence,
+            peer_comparisons,
         }
     }
 }
@@ -137,6 +182,13 @@ mod tests {
         metrics.mempool_bytes.set(2_048);
         metrics.view_changes.inc();
         metrics.evidence.inc();
+        metrics.scrub_height.set(12);
+        metrics.scrub_passes.inc();
+        metrics.scrub_errors.inc_by(3);
+        metrics.scrub_blocks.inc_by(40);
+        metrics.scrub_seconds.inc_by(0.5);
+        metrics.peer_divergence.inc();
+        metrics.peer_comparisons.inc_by(5);
         let text = metrics.render();
         for line in [
             "stele_height 43",
@@ -145,6 +197,13 @@ mod tests {
             "stele_mempool_size_bytes 2048",
             "stele_view_changes_total 1",
             "stele_evidence_total 1",
+            "stele_scrub_height 12",
+            "stele_scrub_passes_total 1",
+            "stele_scrub_errors_total 3",
+            "stele_scrub_blocks_checked_total 40",
+            "stele_scrub_seconds_total 0.5",
+            "stele_peer_divergence_total 1",
+            "stele_peer_comparisons_total 5",
             "stele_commit_latency_seconds_count 2",
             "stele_block_transactions_count 2",
             "stele_block_size_bytes_sum 151500.0",

@@ -12,13 +12,14 @@ use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
-    admin,
+    admin, agreement,
     config::Config,
     driver::{self, Driver, DriverHandle},
     metrics::Metrics,
     metrics_server,
     p2p::{self, Limits, NetworkHandle},
     rpc_backend::NodeBackend,
+    scrub,
 };
 
 /// Where the store lives inside a home folder.
@@ -131,11 +132,29 @@ impl Node {
             network.clone(),
             metrics.clone(),
         )?;
+        // Reads only, on the blocking pool, at its own bounded rate: never in the driver's way.
+        let scrub = scrub::start(
+            home,
+            &config.checks,
+            store.clone(),
+            metrics.clone(),
+            Some(network.clone()),
+            shutdown_receiver.clone(),
+        );
+        let agreement = agreement::start(
+            home,
+            &config.checks,
+            store.clone(),
+            metrics.clone(),
+            network.clone(),
+            shutdown_receiver.clone(),
+        );
         let backend = NodeBackend::new(
             store.clone(),
             document.hash()?,
             driver_handle.clone(),
             network.clone(),
+            (scrub, agreement),
             shutdown_receiver.clone(),
         );
         let limits = config.rpc.limits(home)?;

@@ -21,9 +21,11 @@ use rpc::{EvidenceRecord, NodeStatus, Peer, Readiness, SubmitError, SyncState};
 use tokio::sync::{broadcast, watch};
 
 use crate::{
+    agreement::AgreementHandle,
     driver::{DriverHandle, Stopped},
     mempool::AdmitError,
     p2p::NetworkHandle,
+    scrub::ScrubHandle,
 };
 
 /// What the RPC server reads and calls.
@@ -38,6 +40,10 @@ pub struct NodeBackend {
     pub network: NetworkHandle,
     /// The driver's and the network's last answers, for the readiness probe.
     live: watch::Receiver<Live>,
+    /// The background scrub's progress and findings.
+    scrub: ScrubHandle,
+    /// The comparisons with peers and the divergence evidence.
+    agreement: AgreementHandle,
 }
 
 /// The driver and the network are asked this often for what the readiness probe needs...
@@ -108,10 +114,12 @@ impl NodeBackend {
         genesis_hash: Digest,
         driver: DriverHandle,
         network: NetworkHandle,
+        checks: (ScrubHandle, AgreementHandle),
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let live = watch_live(driver.clone(), network.clone(), shutdown);
-        NodeBackend { store, genesis_hash, driver, network, live }
+        let (scrub, agreement) = checks;
+        NodeBackend { store, genesis_hash, driver, network, live, scrub, agreement }
     }
 }
 
@@ -225,7 +233,21 @@ impl rpc::Backend for NodeBackend {
             validator: members.iter().any(|member| member.peer_id == me),
             validators: members.len(),
             validators_connected,
+            damaged: self.scrub.damaged(),
+            diverged: self.agreement.diverged(),
         })
+    }
+
+    fn scrub(&self) -> Option<rpc::types::ScrubStatus> {
+        Some(self.scrub.status())
+    }
+
+    fn agreement(&self) -> Option<rpc::types::AgreementStatus> {
+        Some(self.agreement.status())
+    }
+
+    fn divergences(&self) -> Vec<rpc::types::Divergence> {
+        self.agreement.divergences()
     }
 
     async fn peers(&self) -> Vec<Peer> {

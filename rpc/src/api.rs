@@ -9,8 +9,8 @@ use ledger::Address;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    Account, Block, BlockId, ChainStatus, Evidence, Header, PeerInfo, Record, StateProof, TxProofBundle, TxStatus,
-    Validators,
+    Account, Block, BlockId, ChainStatus, Divergence, Evidence, Header, PeerInfo, Record, StateProof, TxProofBundle,
+    TxStatus, Validators,
 };
 
 /// Result of a method call.
@@ -57,6 +57,12 @@ pub trait SteleApi {
     /// validator, oldest height first (the latest [`EVIDENCE_MAX`] are kept).
     #[method(name = "chain_getEvidence")]
     async fn chain_get_evidence(&self) -> RpcResult<Vec<Evidence>>;
+
+    /// Blocks a peer holds certified at a height where this node certified another, with both
+    /// headers and certificates, first found first (at most 16 kept). Empty unless more than f
+    /// validators signed two blocks at one height.
+    #[method(name = "chain_getDivergences")]
+    async fn chain_get_divergences(&self) -> RpcResult<Vec<Divergence>>;
 
     /// Each committed block's header (with its transaction count), in order.
     #[subscription(name = "chain_subscribeBlocks" => "chain_block", unsubscribe = "chain_unsubscribeBlocks", item = Header)]

@@ -129,6 +129,20 @@ pub trait Backend: Send + Sync + 'static {
     fn head_height(&self) -> Result<Height, ledger::StoreError> {
         Ok(self.store().head()?.height)
     }
+    /// The background scrub's progress and findings (`chain_status.scrub`); `None`: this
+    /// backend runs no scrub. It must not read the store: the scrub publishes what it found.
+    fn scrub(&self) -> Option<crate::types::ScrubStatus> {
+        None
+    }
+    /// The comparisons with peers (`chain_status.agreement`); `None`: this backend compares
+    /// with no one. Published values only, no store reads.
+    fn agreement(&self) -> Option<crate::types::AgreementStatus> {
+        None
+    }
+    /// The divergence evidence kept (`chain_getDivergences`).
+    fn divergences(&self) -> Vec<crate::types::Divergence> {
+        Vec::new()
+    }
     /// The facts `GET /ready` judges ([`crate::probes`]). The server calls it on the blocking
     /// pool, at most once a second however many probes come, so it may read the store (a few
     /// point reads, never a scan); it must not wait for the consensus driver's loop: what only
@@ -146,6 +160,8 @@ pub trait Backend: Send + Sync + 'static {
             validator: false,
             validators,
             validators_connected: None,
+            damaged: Vec::new(),
+            diverged: Vec::new(),
         })
     }
 }

@@ -26,8 +26,8 @@ use crate::{
     budget::{ResponseBudget, json_size},
     error::{self, invalid_params, not_found, unavailable},
     types::{
-        Account, Block, BlockId, ChainStatus, Evidence, EvidenceKind, EvidenceVote, Header, PeerInfo, Receipt, Record,
-        StateProof, Tx, TxProofBundle, TxState, TxStatus, Validators, from_hex, to_hex,
+        Account, Block, BlockId, ChainStatus, Divergence, Evidence, EvidenceKind, EvidenceVote, Header, PeerInfo,
+        Receipt, Record, StateProof, Tx, TxProofBundle, TxState, TxStatus, Validators, from_hex, to_hex,
     },
 };
 
@@ -159,6 +159,8 @@ impl<B: Backend> SteleApiServer for LedgerApi<B> {
             peers: status.peers,
             syncing: status.syncing,
             mempool_txs: status.mempool_txs,
+            scrub: self.backend.scrub(),
+            agreement: self.backend.agreement(),
         })
     }
 
@@ -234,6 +236,10 @@ impl<B: Backend> SteleApiServer for LedgerApi<B> {
             })
         })
         .await
+    }
+
+    async fn chain_get_divergences(&self) -> RpcResult<Vec<Divergence>> {
+        Ok(self.backend.divergences())
     }
 
     async fn chain_get_evidence(&self) -> RpcResult<Vec<Evidence>> {

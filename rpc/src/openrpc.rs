@@ -66,6 +66,15 @@ pub fn document() -> Value {
             ),
         ),
         method(
+            "chain_getDivergences",
+            "Blocks a peer holds certified at a height where this node certified another (proof that more than f validators are Byzantine), first found first.",
+            vec![],
+            (
+                "divergences",
+                json!({"type": "array", "items": object("Divergence: height, peer, seen_at_ms, ours, theirs ({header, certificate} each), signed_both")}),
+            ),
+        ),
+        method(
             "chain_subscribeBlocks",
             "WebSocket: one chain_block notification (a header) per committed block.",
             vec![],

@@ -11,7 +11,12 @@
 //!   - `peers`: a validator is connected to enough validators of the current set to make a
 //!     quorum (2f + 1) with itself; an observer to f + 1 of them, so that one at least is honest;
 //!   - `last_block`: the head block (at height 0, the genesis) is not older than
-//!     `rpc.ready_max_block_age`.
+//!     `rpc.ready_max_block_age`;
+//!   - `storage`: the background scrub (`[checks]`) has found no damaged stored value that is
+//!     still damaged (a node that holds damaged blocks should not be sent clients' reads: some
+//!     of them fail);
+//!   - `agreement`: no peer was found holding another certified block at a height this node
+//!     certified (that would take more than f Byzantine validators: loud, never ignored).
 //!
 //! Any other method on these paths gets 405 with `Allow: GET, HEAD`. Probes sit behind the
 //! access rules of [`crate::access`] (Host and Origin; a foreign `Host` gets 403) but need no
@@ -82,6 +87,12 @@ pub struct Readiness {
     /// Members of that set this node is connected to, itself not counted; `None`: not known
     /// (the network has not reported its connections lately).
     pub validators_connected: Option<usize>,
+    /// Damaged stored values the background scrub found and has not since found intact, one
+    /// sentence each naming the height and the column; empty: none (or no scrub).
+    pub damaged: Vec<String>,
+    /// Divergences with peers found ([`crate::types::Divergence`]), one sentence each; empty:
+    /// none (or no comparisons).
+    pub diverged: Vec<String>,
 }
 
 /// How many validators of a set of `validators` a node must be connected to (itself not
@@ -133,6 +144,30 @@ pub struct Checks {
     /// The head block is recent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_block: Option<LastBlockCheck>,
+    /// No damaged stored value is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageCheck>,
+    /// No peer holds another certified block at a height this node certified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<AgreementCheck>,
+}
+
+/// `{"ok":false,"diverged":["peer ... holds another certified block at height 7: ..."]}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgreementCheck {
+    /// Passed: no divergence is known.
+    pub ok: bool,
+    /// The divergences found, one sentence each.
+    pub diverged: Vec<String>,
+}
+
+/// `{"ok":false,"damaged":["height 12, column bodies: ..."]}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StorageCheck {
+    /// Passed: nothing damaged is known.
+    pub ok: bool,
+    /// What the scrub found damaged, one sentence each.
+    pub damaged: Vec<String>,
 }
 
 /// `{"ok":true,"syncing":false}`.
@@ -241,9 +276,28 @@ pub fn judge(facts: Result<&Readiness, &str>, max_block_age: Duration, now_ms: u
         reasons.push(format!("last_block: {what}, over rpc.ready_max_block_age ({} s)", last_block.max_age_seconds));
     }
 
+    let storage = StorageCheck { ok: facts.damaged.is_empty(), damaged: facts.damaged.clone() };
+    if let Some(first) = facts.damaged.first() {
+        let more = match facts.damaged.len() {
+            1 => String::new(),
+            count => format!(" (and {} more)", count - 1),
+        };
+        reasons.push(format!("storage: the scrub found a damaged stored value: {first}{more}"));
+    }
+    let agreement = AgreementCheck { ok: facts.diverged.is_empty(), diverged: facts.diverged.clone() };
+    if let Some(first) = facts.diverged.first() {
+        reasons.push(format!("agreement: more than f validators signed two blocks: {first}"));
+    }
+
     ReadyReport {
         status: if reasons.is_empty() { ProbeStatus::Up } else { ProbeStatus::Down },
-        checks: Checks { synced: Some(synced), peers: Some(peers), last_block: Some(last_block) },
+        checks: Checks {
+            synced: Some(synced),
+            peers: Some(peers),
+            last_block: Some(last_block),
+            storage: Some(storage),
+            agreement: Some(agreement),
+        },
         reasons,
     }
 }

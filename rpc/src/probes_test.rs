@@ -13,6 +13,8 @@ fn facts() -> Readiness {
         validator: true,
         validators: 4,
         validators_connected: Some(3),
+        damaged: Vec::new(),
+        diverged: Vec::new(),
     }
 }
 
@@ -45,10 +47,36 @@ fn all_checks_passing_is_up_with_no_reasons() {
                 "synced": {"ok": true, "syncing": false},
                 "peers": {"ok": true, "role": "validator", "validators": 4, "validators_connected": 3, "needed": 2},
                 "last_block": {"ok": true, "height": 10, "age_seconds": 5.0, "max_age_seconds": 120.0},
+                "storage": {"ok": true, "damaged": []},
+                "agreement": {"ok": true, "diverged": []},
             },
             "reasons": [],
         })
     );
+}
+
+#[test]
+fn damage_the_scrub_found_is_down_naming_the_height_and_column() {
+    let damaged = vec![
+        "height 12, column bodies: the body does not match the header's tx_root".to_string(),
+        "height 14, column receipts: does not decode".to_string(),
+    ];
+    let report = judged(&Readiness { damaged: damaged.clone(), ..facts() });
+    assert_eq!(report.status, ProbeStatus::Down);
+    assert_eq!(
+        report.reasons,
+        vec![format!("storage: the scrub found a damaged stored value: {} (and 1 more)", damaged[0])]
+    );
+    assert_eq!(report.checks.storage, Some(StorageCheck { ok: false, damaged }));
+}
+
+#[test]
+fn a_divergence_with_a_peer_is_down_naming_the_height() {
+    let diverged = vec!["peer 12D3 holds another certified block at height 7: 0xab (ours 0xcd)".to_string()];
+    let report = judged(&Readiness { diverged: diverged.clone(), ..facts() });
+    assert_eq!(report.status, ProbeStatus::Down);
+    assert_eq!(report.reasons, vec![format!("agreement: more than f validators signed two blocks: {}", diverged[0])]);
+    assert_eq!(report.checks.agreement, Some(AgreementCheck { ok: false, diverged }));
 }
 
 #[test]

@@ -63,6 +63,8 @@ impl TestBackend {
                 validator: false,
                 validators: 1,
                 validators_connected: None,
+                damaged: Vec::new(),
+                diverged: Vec::new(),
             },
         )
     }

@@ -53,6 +53,110 @@ pub struct ChainStatus {
     pub syncing: bool,
     /// Pending transactions.
     pub mempool_txs: usize,
+    /// The background scrub of the stored chain (`[checks]`); absent from nodes that do not
+    /// run one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub: Option<ScrubStatus>,
+    /// The comparisons of this node's chain with its peers' (`[checks]`); absent from nodes
+    /// that do not compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<AgreementStatus>,
+}
+
+/// `chain_status.agreement`: the comparisons of this node's certified blocks with its peers'.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreementStatus {
+    /// Whether the node compares (`checks.enabled` and `checks.compare_with_peers`).
+    pub enabled: bool,
+    /// Peer answers compared (since the node's first start: the record is saved).
+    pub comparisons: u64,
+    /// Answers whose headers their certificates do not commit (or of another kind).
+    pub invalid_answers: u64,
+    /// Pieces of divergence evidence kept (`chain_getDivergences`); anything but 0 means two
+    /// quorums signed two blocks at one height.
+    pub divergences: usize,
+    /// The last comparison.
+    pub last: Option<PeerComparison>,
+}
+
+/// One comparison with one peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerComparison {
+    /// The peer's id.
+    pub peer: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The heights compared (the peer's head and the checkpoint, where this node has them).
+    pub heights: Vec<Height>,
+    /// Whether the peer's blocks at those heights were this node's.
+    pub agreed: bool,
+}
+
+/// A header with the certificate that commits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertifiedHeader {
+    /// The header (`tx_count` is 0: the body is not part of the evidence).
+    pub header: Header,
+    /// Its commit certificate.
+    pub certificate: CommitCertificate,
+}
+
+/// `chain_getDivergences`: two blocks certified at one height, one held by this node and one
+/// by a peer. Both certificates verify under the validator set in force at that height, so
+/// the pair proves by itself that more than f validators signed two blocks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The height.
+    pub height: Height,
+    /// The peer that served the other block.
+    pub peer: String,
+    /// When it was found, ms since the Unix epoch.
+    pub seen_at_ms: u64,
+    /// This node's block.
+    pub ours: CertifiedHeader,
+    /// The peer's.
+    pub theirs: CertifiedHeader,
+    /// The validators whose signatures are in both certificates.
+    pub signed_both: Vec<PublicKey>,
+}
+
+/// `chain_status.scrub`: how far the background re-verification of the stored chain got and
+/// what it found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubStatus {
+    /// Whether the scrub runs (`checks.enabled`).
+    pub enabled: bool,
+    /// Highest height checked in the current pass (0: the pass has not checked a block yet).
+    pub height: Height,
+    /// Full passes over the chain completed (since the node's first start: progress is saved).
+    pub passes: u64,
+    /// When the current (or last) pass started, ms since the Unix epoch.
+    #[serde(default)]
+    pub pass_started_ms: Option<u64>,
+    /// When the last full pass completed, ms since the Unix epoch; `null`: none yet.
+    pub last_pass_ms: Option<u64>,
+    /// While waiting between passes: when the next starts (a pass starts at most every
+    /// `checks.pass_interval`); `null` during a pass.
+    #[serde(default)]
+    pub next_pass_ms: Option<u64>,
+    /// Damaged values found (each counted once, when first found).
+    pub errors: u64,
+    /// Damaged values found that a later check found intact again.
+    pub repaired: u64,
+    /// The damage found and not since found intact, lowest height first.
+    pub damaged: Vec<ScrubDamage>,
+}
+
+/// One damaged stored value the scrub found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubDamage {
+    /// Height of the block (or state version) it belongs to.
+    pub height: Height,
+    /// The store's column family (`bodies`, `certificates`, `receipts`, `tx_index`,
+    /// `tree_values`...).
+    pub column: String,
+    /// What does not verify.
+    pub reason: String,
 }
 
 /// A block header, with its hash and transaction count.

@@ -127,6 +127,45 @@ impl BlockWriter for MemStore {
         inner.head = height;
         Ok(())
     }
+
+    fn rewrite_derived(&self, height: Height, execution: &Execution) -> Result<(), StoreError> {
+        let certified = self
+            .block(height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("no block at height {height} to rewrite")))?;
+        super::check_derived(&certified, execution)?;
+        let receipts = &execution.receipts;
+        let mut inner = self.write();
+        // The tree's version only: the latest state holds later blocks' writes.
+        for (node_key, node) in execution.tree_update.node_batch.nodes() {
+            inner.nodes.insert(node_key.clone(), node.clone());
+        }
+        for ((version, key_hash), value) in execution.tree_update.node_batch.values() {
+            inner.values.insert((*key_hash, *version), value.clone());
+        }
+        for (index, receipt) in receipts.iter().enumerate() {
+            inner.tx_index.insert(receipt.tx_hash, TxLocation { height, index: index as u32 });
+        }
+        inner.hashes.insert(certified.block.hash(), height);
+        inner.receipts.insert(height, receipts.to_vec());
+        Ok(())
+    }
+
+    fn rewrite_block(&self, certified: &CertifiedBlock) -> Result<(), StoreError> {
+        let height = certified.block.header.height;
+        let head = self.head()?.height;
+        if height == 0 || height >= head {
+            return Err(StoreError::Inconsistent(format!("only a block below the head {head} can be rewritten")));
+        }
+        let next = self
+            .header(height + 1)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("no header at height {}", height + 1)))?;
+        super::check_rewrite(certified, &next, &self.validator_set_for(height)?)?;
+        let mut inner = self.write();
+        inner.hashes.insert(certified.block.hash(), height);
+        inner.headers.insert(height, certified.block.header.clone());
+        inner.bodies.insert(height, (certified.block.clone(), certified.certificate.clone()));
+        Ok(())
+    }
 }
 
 impl StateReader for MemStore {

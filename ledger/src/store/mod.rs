@@ -180,6 +180,12 @@ pub trait BlockReader {
     fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError>;
     /// The block at a height, with its certificate, if committed (height ≥ 1).
     fn block(&self, height: Height) -> Result<Option<CertifiedBlock>, StoreError>;
+    /// The header and certificate of the committed block at a height (≥ 1), without its body:
+    /// for a caller that compares or proves headers (peers comparing their chains). Checked as
+    /// [`BlockReader::block`] checks them.
+    fn certified_header(&self, height: Height) -> Result<Option<(BlockHeader, CommitCertificate)>, StoreError> {
+        Ok(self.block(height)?.map(|certified| (certified.block.header, certified.certificate)))
+    }
     /// The receipts of the block at a height.
     fn receipts(&self, height: Height) -> Result<Option<Vec<Receipt>>, StoreError>;
     /// The height of the block with this hash.
@@ -227,6 +233,126 @@ pub trait BlockWriter {
     /// caller cannot store a block with the wrong state. The certificate is the caller's to
     /// verify (the store does not know which set signs).
     fn commit(&self, block: &Block, certificate: &CommitCertificate, execution: Execution) -> Result<(), StoreError>;
+
+    /// Writes again what the committed block at `height` implies besides itself, from the
+    /// caller's re-execution of it on the state before it: its receipts, its transactions'
+    /// index entries, its hash's index entry, and the state tree's nodes and values of version
+    /// `height`, in one atomic write. For repairing those values when they are damaged; the
+    /// latest-state column and everything else are left alone.
+    ///
+    /// The block must read back intact (its certificate then vouches for its header), the
+    /// receipts must reproduce the header's receipts root and name the block's transactions in
+    /// order, and the tree's new root node must hash to the header's state root
+    /// ([`StoreError::ExecutionMismatch`] otherwise), so only what the certified block commits
+    /// to is ever written.
+    fn rewrite_derived(&self, height: Height, execution: &Execution) -> Result<(), StoreError>;
+
+    /// Writes again the header, body and certificate of a committed block below the head, and
+    /// its hash's index entry, from a copy (a peer's): for repairing a damaged block.
+    ///
+    /// The copy must be the block the chain holds there: its hash is what the next block's
+    /// (certified) header links to, its body reproduces its transaction root, and its
+    /// certificate verifies under the validator set in force at its height
+    /// ([`StoreError::ExecutionMismatch`] otherwise). Nothing else is written.
+    fn rewrite_block(&self, certified: &CertifiedBlock) -> Result<(), StoreError>;
+}
+
+/// The checks of [`BlockWriter::rewrite_block`], given the header of the block after it (as
+/// the store vouches for it) and the validator set in force at its height.
+pub(crate) fn check_rewrite(
+    certified: &CertifiedBlock,
+    next: &BlockHeader,
+    validators: &ValidatorSet,
+) -> Result<(), StoreError> {
+    let block = &certified.block;
+    let height = block.header.height;
+    let mismatch = |reason: String| StoreError::ExecutionMismatch { height, reason };
+    if next.previous_hash != block.hash() {
+        return Err(mismatch("not the block the chain holds at this height".to_string()));
+    }
+    if block.compute_tx_root() != block.header.tx_root {
+        return Err(mismatch("the body does not match the header's tx_root".to_string()));
+    }
+    certified
+        .certificate
+        .verify(&block.header.chain_id, validators, height, &block.hash())
+        .map_err(|error| mismatch(format!("certificate: {error}")))
+}
+
+/// The state after the block at `height` of a store, as execution reads it: each value through
+/// [`StateHistory::state_at`] (a proof against that height's certified state root), tree nodes
+/// as stored (each version keeps its own). For re-executing a block below the head, say to
+/// re-derive its receipts ([`BlockWriter::rewrite_derived`]).
+pub struct StateAfter<'a, S> {
+    /// The store.
+    pub store: &'a S,
+    /// The height whose state is read.
+    pub height: Height,
+}
+
+impl<S: StateHistory> jmt::storage::TreeReader for StateAfter<'_, S> {
+    fn get_node_option(&self, node_key: &jmt::storage::NodeKey) -> anyhow::Result<Option<jmt::storage::Node>> {
+        self.store.get_node_option(node_key)
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: jmt::Version,
+        key_hash: jmt::KeyHash,
+    ) -> anyhow::Result<Option<jmt::OwnedValue>> {
+        self.store.get_value_option(max_version, key_hash)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(jmt::storage::NodeKey, jmt::storage::LeafNode)>> {
+        self.store.get_rightmost_leaf()
+    }
+}
+
+impl<S: StateHistory> StateReader for StateAfter<'_, S> {
+    fn latest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.state_at(key, self.height)
+    }
+}
+
+/// The tree nodes a block's execution wrote, as a tree reader: enough to hash the new root.
+struct NewNodes<'a>(&'a jmt::storage::NodeBatch);
+
+impl jmt::storage::TreeReader for NewNodes<'_> {
+    fn get_node_option(&self, node_key: &jmt::storage::NodeKey) -> anyhow::Result<Option<jmt::storage::Node>> {
+        Ok(self.0.nodes().get(node_key).cloned())
+    }
+
+    fn get_value_option(&self, _: jmt::Version, _: jmt::KeyHash) -> anyhow::Result<Option<jmt::OwnedValue>> {
+        Ok(None)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(jmt::storage::NodeKey, jmt::storage::LeafNode)>> {
+        Ok(None)
+    }
+}
+
+/// The checks of [`BlockWriter::rewrite_derived`]: the receipts and the tree's new root are the
+/// certified block's.
+pub(crate) fn check_derived(certified: &CertifiedBlock, execution: &Execution) -> Result<(), StoreError> {
+    let block = &certified.block;
+    let height = block.header.height;
+    let receipts = &execution.receipts;
+    let mismatch = |reason: &str| StoreError::ExecutionMismatch { height, reason: reason.to_string() };
+    let new_nodes = NewNodes(&execution.tree_update.node_batch);
+    let root = crate::state::StateTree::new(&new_nodes).get_root_hash_option(height).ok().flatten();
+    if root.map(|root| Digest(root.0)) != Some(block.header.state_root) {
+        return Err(mismatch("the re-executed state tree's root is not the certified state root"));
+    }
+    let hashes: Vec<Digest> = receipts.iter().map(Receipt::hash).collect();
+    if crate::merkle::root(&hashes) != block.header.receipts_root {
+        return Err(mismatch("receipts root"));
+    }
+    if receipts.len() != block.transactions.len()
+        || receipts.iter().zip(&block.transactions).any(|(receipt, tx)| receipt.tx_hash != tx.hash())
+    {
+        return Err(mismatch("the receipts do not name the block's transactions"));
+    }
+    Ok(())
 }
 
 /// Reads of past states, proofs and validator sets, the same for every store.

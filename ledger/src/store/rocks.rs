@@ -345,7 +345,7 @@ impl RocksStore {
     /// certificate names the header's hash, height and chain, and its signatures verify against
     /// the validator set the header names, so neither a damaged header nor a damaged certificate
     /// passes. One batch check of 2f+1 signatures.
-    fn certified_header(&self, height: Height) -> Result<Option<(BlockHeader, CommitCertificate)>, StoreError> {
+    fn read_certified_header(&self, height: Height) -> Result<Option<(BlockHeader, CommitCertificate)>, StoreError> {
         let Some(header) = self.get_at::<BlockHeader>(schema::HEADERS, height)? else {
             return Ok(None);
         };
@@ -375,7 +375,7 @@ impl RocksStore {
         if height == 0 || !self.visible(height)? {
             return Ok(None);
         }
-        Ok(self.certified_header(height)?.map(|(_, certificate)| certificate))
+        Ok(self.read_certified_header(height)?.map(|(_, certificate)| certificate))
     }
 
     /// The receipts at a visible height `h >= 1`, checked against the header's receipts root
@@ -516,15 +516,23 @@ impl BlockReader for RocksStore {
         self.checked_header(height)
     }
 
+    /// One batch check of 2f+1 signatures; the body is not read.
+    fn certified_header(&self, height: Height) -> Result<Option<(BlockHeader, CommitCertificate)>, StoreError> {
+        if height == 0 || !self.visible(height)? {
+            return Ok(None);
+        }
+        self.read_certified_header(height)
+    }
+
     /// Checks the block against itself before returning it: the certificate against the header
-    /// (see `certified_header`), and the body against the header's transaction root. Cost: one
+    /// (see `read_certified_header`), and the body against the header's transaction root. Cost: one
     /// hash per transaction and a batch check of 2f+1 signatures.
     fn block(&self, height: Height) -> Result<Option<CertifiedBlock>, StoreError> {
         if height == 0 || !self.visible(height)? {
             return Ok(None);
         }
         let (header, certificate) = self
-            .certified_header(height)?
+            .read_certified_header(height)?
             .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no header")))?;
         let transactions: Vec<SignedTransaction> = self
             .get_at(schema::BODIES, height)?
@@ -654,6 +662,48 @@ impl BlockWriter for RocksStore {
         self.write(batch)?;
         crash_point(failpoint::COMMIT_AFTER_WRITE);
         Ok(())
+    }
+
+    fn rewrite_derived(&self, height: Height, execution: &Execution) -> Result<(), StoreError> {
+        // `block` checks the certificate against the header and the body against the header,
+        // without the hash index, so it reads back even when that index entry is the damage.
+        let certified = self
+            .block(height)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("no block at height {height} to rewrite")))?;
+        super::check_derived(&certified, execution)?;
+        let receipts = &execution.receipts;
+        let key = schema::height_key(height);
+        let mut batch = WriteBatch::default();
+        // The tree's version only: the latest-state column holds later blocks' writes.
+        self.put_state_writes(&mut batch, &std::collections::BTreeMap::new(), &execution.tree_update)?;
+        batch.put_cf(self.cf(schema::RECEIPTS)?, key, encode(&receipts.to_vec()));
+        let tx_index = self.cf(schema::TX_INDEX)?;
+        for (index, receipt) in receipts.iter().enumerate() {
+            batch.put_cf(tx_index, receipt.tx_hash.0, encode(&TxLocation { height, index: index as u32 }));
+        }
+        batch.put_cf(self.cf(schema::BLOCK_HASHES)?, certified.block.hash().0, key);
+        self.write(batch)
+    }
+
+    fn rewrite_block(&self, certified: &CertifiedBlock) -> Result<(), StoreError> {
+        let block = &certified.block;
+        let height = block.header.height;
+        let head = self.head_height()?;
+        if height == 0 || height >= head {
+            return Err(StoreError::Inconsistent(format!("only a block below the head {head} can be rewritten")));
+        }
+        // The next header as its certificate proves it: what it links to is this block's hash.
+        let (next, _) = self
+            .read_certified_header(height + 1)?
+            .ok_or_else(|| StoreError::Inconsistent(format!("no header at height {}", height + 1)))?;
+        super::check_rewrite(certified, &next, &self.validator_set_for(height)?)?;
+        let key = schema::height_key(height);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(schema::HEADERS)?, key, encode(&block.header));
+        batch.put_cf(self.cf(schema::BODIES)?, key, encode(&block.transactions));
+        batch.put_cf(self.cf(schema::CERTIFICATES)?, key, encode(&certified.certificate));
+        batch.put_cf(self.cf(schema::BLOCK_HASHES)?, block.hash().0, key);
+        self.write(batch)
     }
 }
 

@@ -111,6 +111,90 @@ fn print(value: &impl Serialize, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
+}
+
+/// How long before `now_ms` a time `at_ms` was, for people.
+fn ago(at_ms: u64, now_ms: u64) -> String {
+    let seconds = now_ms.saturating_sub(at_ms) / 1000;
+    match seconds {
+        0..120 => format!("{seconds} s ago"),
+        120..7200 => format!("{} min ago", seconds / 60),
+        _ => format!("{} h ago", seconds / 3600),
+    }
+}
+
+/// The scrub's lines of `stele query status`: how far the pass got, the last completed pass,
+/// and what is damaged (each value with its height and column).
+fn scrub_lines(scrub: Option<&rpc::types::ScrubStatus>, head: Height, now_ms: u64) -> Vec<String> {
+    let Some(scrub) = scrub else { return vec!["scrub:       not reported by this node".to_string()] };
+    if !scrub.enabled {
+        return vec!["scrub:       off (checks.enabled = false)".to_string()];
+    }
+    let progress = match scrub.next_pass_ms {
+        Some(next) if next > now_ms => {
+            format!("idle, checked to height {}; next pass in {} s", scrub.height, (next - now_ms) / 1000)
+        }
+        _ => format!("checking, at height {} of {head}", scrub.height),
+    };
+    let last = match scrub.last_pass_ms {
+        Some(at) => format!("{} passes, the last completed {}", scrub.passes, ago(at, now_ms)),
+        None => "no pass completed yet".to_string(),
+    };
+    let mut lines = vec![
+        format!("scrub:       {progress}"),
+        format!("             {last}"),
+        format!(
+            "             {} damaged values found, {} found intact again, {} damaged now",
+            scrub.errors,
+            scrub.repaired,
+            scrub.damaged.len()
+        ),
+    ];
+    lines.extend(
+        scrub
+            .damaged
+            .iter()
+            .map(|damage| format!("  damaged:   height {} column {}: {}", damage.height, damage.column, damage.reason)),
+    );
+    lines
+}
+
+/// The peer comparisons' lines of `stele query status`: the last comparison, and divergences
+/// (each a safety violation) first and loud.
+fn agreement_lines(agreement: Option<&rpc::types::AgreementStatus>, now_ms: u64) -> Vec<String> {
+    let Some(agreement) = agreement else { return vec!["agreement:   not reported by this node".to_string()] };
+    if !agreement.enabled {
+        return vec!["agreement:   off (checks.compare_with_peers = false)".to_string()];
+    }
+    let mut lines = Vec::new();
+    if agreement.divergences > 0 {
+        lines.push(format!(
+            "agreement:   DIVERGED: {} blocks peers hold certified differ from this node's (chain_getDivergences); \
+             more than f validators are Byzantine",
+            agreement.divergences
+        ));
+    }
+    let last = match &agreement.last {
+        Some(last) => format!(
+            "last compared with {} {} at heights {:?}: {}",
+            last.peer,
+            ago(last.at_ms, now_ms),
+            last.heights,
+            if last.agreed { "agreed" } else { "did not agree" }
+        ),
+        None => "no peer compared yet".to_string(),
+    };
+    let prefix = if lines.is_empty() { "agreement:  " } else { "            " };
+    lines.push(format!("{prefix} {last}"));
+    lines
+        .push(format!("             {} comparisons, {} bad answers", agreement.comparisons, agreement.invalid_answers));
+    lines
+}
+
 /// Asks the node and prints the answer.
 pub fn run(command: QueryCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -130,6 +214,12 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 println!("peers:       {}", status.peers);
                 println!("syncing:     {}", status.syncing);
                 println!("mempool:     {} transactions", status.mempool_txs);
+                for line in scrub_lines(status.scrub.as_ref(), status.height, now_ms()) {
+                    println!("{line}");
+                }
+                for line in agreement_lines(status.agreement.as_ref(), now_ms()) {
+                    println!("{line}");
+                }
                 Ok(())
             }
             QueryCommand::Block { block, common } => {
@@ -194,4 +284,71 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rpc::types::{ScrubDamage, ScrubStatus};
+
+    use super::*;
+
+    #[test]
+    fn status_shows_the_scrub_progress_last_pass_and_damage() {
+        let now = 10_000_000;
+        let scrub = ScrubStatus {
+            enabled: true,
+            height: 40,
+            passes: 3,
+            pass_started_ms: Some(now - 60_000),
+            last_pass_ms: Some(now - 30_000),
+            next_pass_ms: None,
+            errors: 2,
+            repaired: 1,
+            damaged: vec![ScrubDamage { height: 12, column: "bodies".into(), reason: "does not decode".into() }],
+        };
+        assert_eq!(
+            scrub_lines(Some(&scrub), 90, now),
+            vec![
+                "scrub:       checking, at height 40 of 90",
+                "             3 passes, the last completed 30 s ago",
+                "             2 damaged values found, 1 found intact again, 1 damaged now",
+                "  damaged:   height 12 column bodies: does not decode",
+            ]
+        );
+        let idle = ScrubStatus { next_pass_ms: Some(now + 5_000), damaged: Vec::new(), ..scrub };
+        assert_eq!(scrub_lines(Some(&idle), 90, now)[0], "scrub:       idle, checked to height 40; next pass in 5 s");
+        let off = ScrubStatus { enabled: false, ..ScrubStatus::default() };
+        assert_eq!(scrub_lines(Some(&off), 90, now), vec!["scrub:       off (checks.enabled = false)"]);
+        assert_eq!(scrub_lines(None, 90, now), vec!["scrub:       not reported by this node"]);
+    }
+
+    #[test]
+    fn status_shows_the_last_peer_comparison_and_divergences_first() {
+        let now = 10_000_000;
+        let agreement = rpc::types::AgreementStatus {
+            enabled: true,
+            comparisons: 12,
+            invalid_answers: 1,
+            divergences: 0,
+            last: Some(rpc::types::PeerComparison {
+                peer: "12D3Koo".into(),
+                at_ms: now - 4_000,
+                heights: vec![200, 257],
+                agreed: true,
+            }),
+        };
+        assert_eq!(
+            agreement_lines(Some(&agreement), now),
+            vec![
+                "agreement:   last compared with 12D3Koo 4 s ago at heights [200, 257]: agreed",
+                "             12 comparisons, 1 bad answers",
+            ]
+        );
+        let diverged = rpc::types::AgreementStatus { divergences: 2, ..agreement };
+        let lines = agreement_lines(Some(&diverged), now);
+        assert!(lines[0].starts_with("agreement:   DIVERGED: 2 blocks"), "{lines:?}");
+        assert!(lines[1].starts_with("             last compared"), "{lines:?}");
+        let off = rpc::types::AgreementStatus::default();
+        assert_eq!(agreement_lines(Some(&off), now), vec!["agreement:   off (checks.compare_with_peers = false)"]);
+    }
 }

@@ -185,6 +185,7 @@ enum Command {
     RequestBlocks { peer: PeerId, from: Height, count: u32 },
     RequestProposal { digest: Digest },
     Respond { channel: ResponseChannel<Response>, response: Response },
+    Call { peer: PeerId, request: Request, reply: oneshot::Sender<Response> },
     SetAdmitted(HashSet<PeerId>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     ListenAddresses(oneshot::Sender<Vec<Multiaddr>>),
@@ -238,6 +239,14 @@ impl NetworkHandle {
     /// Asks every connected peer for a proposed block by its hash.
     pub fn request_proposal(&self, digest: Digest) {
         self.send(Command::RequestProposal { digest });
+    }
+
+    /// Asks `peer` and returns its answer to the caller (not to the driver); `None` if the
+    /// request failed (timeout, refused, disconnected). The answer is the peer's, unchecked.
+    pub async fn call(&self, peer: PeerId, request: Request) -> Option<Response> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Call { peer, request, reply });
+        answer.await.ok()
     }
 
     /// Answers a [`NetworkEvent::ProposalWanted`].
@@ -350,6 +359,7 @@ pub async fn start(
         tx_events,
         bootstrap,
         pending: HashMap::new(),
+        calls: HashMap::new(),
         addresses: HashMap::new(),
         retry: std::collections::VecDeque::new(),
         server,
@@ -394,6 +404,8 @@ struct NetworkTask {
     bootstrap: Vec<(PeerId, Multiaddr)>,
     /// Outstanding requests whose answers the driver wants, by request id.
     pending: HashMap<request_response::OutboundRequestId, (PeerId, Asked)>,
+    /// Outstanding [`NetworkHandle::call`]s, by request id: dropping the sender fails the call.
+    calls: HashMap<request_response::OutboundRequestId, oneshot::Sender<Response>>,
     /// The remote address of each connected peer.
     addresses: HashMap<PeerId, Multiaddr>,
     /// Gossip waiting for room in the peers' send queues.
@@ -516,6 +528,13 @@ impl NetworkTask {
             Command::Respond { channel, response } => {
                 let _ = behaviour.request.send_response(channel, response);
             }
+            Command::Call { peer, request, reply } => {
+                // Not connected: the reply is dropped and the call fails at once.
+                if self.swarm.is_connected(&peer) {
+                    let id = self.swarm.behaviour_mut().request.send_request(&peer, request);
+                    self.calls.insert(id, reply);
+                }
+            }
             Command::SetAdmitted(peers) => {
                 let current: Vec<PeerId> = behaviour.allowed.allowed_peers().iter().copied().collect();
                 for peer in current.iter().filter(|peer| !peers.contains(peer)) {
@@ -632,6 +651,10 @@ impl NetworkTask {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => self.serve(peer, request, channel),
                 request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.calls.remove(&request_id) {
+                        let _ = reply.send(response);
+                        return None;
+                    }
                     let asked = self.pending.remove(&request_id).map(|(_, asked)| asked);
                     match (asked, response) {
                         (Some(Asked::Status), Response::Status { head }) => Some(NetworkEvent::PeerHead { peer, head }),
@@ -651,6 +674,9 @@ impl NetworkTask {
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
                 debug!(%peer, %error, "request failed");
+                if self.calls.remove(&request_id).is_some() {
+                    return None;
+                }
                 let asked = self.pending.remove(&request_id).map(|(_, asked)| asked);
                 (asked == Some(Asked::Blocks)).then_some(NetworkEvent::RequestFailed { peer })
             }
@@ -702,6 +728,7 @@ impl NetworkTask {
             }
             Request::Status => serve::Read::Head,
             Request::Blocks { from, count } => serve::Read::Blocks { from, count },
+            Request::CertifiedHeads { at } => serve::Read::CertifiedHeads { at },
         };
         if self.request_admitted(peer, now)
             && let Err(error) = self.server.try_send(serve::Job { peer, read, reply: channel })

@@ -4,9 +4,9 @@
 use std::io;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use consensus::{Digest, Height, Message};
+use consensus::{CommitCertificate, Digest, Height, Message};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use ledger::{Block, CertifiedBlock};
+use ledger::{Block, BlockHeader, CertifiedBlock};
 use libp2p::StreamProtocol;
 
 /// The request-response protocol (block sync, proposal fetch and direct consensus messages).
@@ -57,6 +57,21 @@ pub enum Request {
     Proposal(Digest),
     /// A consensus message meant for this peer alone.
     Consensus(Box<Message>),
+    /// The peer's certified head, and its certified header at `at` (a height both hold), to
+    /// compare chains ([`crate::agreement`]).
+    CertifiedHeads {
+        /// The common height asked for.
+        at: Height,
+    },
+}
+
+/// A block header with the certificate that commits it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CertifiedHeader {
+    /// The header (its state root is the certified state after the block).
+    pub header: BlockHeader,
+    /// The commit certificate naming the header's hash.
+    pub certificate: CommitCertificate,
 }
 
 /// The answer to a [`Request`].
@@ -73,6 +88,13 @@ pub enum Response {
     Proposal(Option<Box<Block>>),
     /// The message was received.
     Received,
+    /// The answer to [`Request::CertifiedHeads`] (`None`: the responder has no such block).
+    CertifiedHeads {
+        /// The responder's head.
+        head: Option<Box<CertifiedHeader>>,
+        /// Its block at the height asked for.
+        at: Option<Box<CertifiedHeader>>,
+    },
 }
 
 /// Borsh over a request-response stream: one value per stream, read to its end with a size cap.

@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use consensus::Height;
-use ledger::{BlockReader, CertifiedBlock};
+use ledger::{BlockReader, CertifiedBlock, StoreError};
 use libp2p::PeerId;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::warn;
 
-use super::protocol::{Response, SYNC_BATCH_MAX};
+use super::protocol::{CertifiedHeader, Response, SYNC_BATCH_MAX};
 
 /// Reads running at once.
 pub const CONCURRENCY: usize = 4;
@@ -32,6 +32,11 @@ pub enum Read {
         from: Height,
         /// How many.
         count: u32,
+    },
+    /// The certified head and the certified header at `at`.
+    CertifiedHeads {
+        /// The common height.
+        at: Height,
     },
 }
 
@@ -109,6 +114,7 @@ fn answer(store: &(dyn BlockReader + Send + Sync), read: Read, budget: usize) ->
         return match read {
             Read::Head => (Some(Response::Status { head: Height::MAX }), 0),
             Read::Blocks { .. } => (Some(Response::Blocks(Vec::new())), 0),
+            Read::CertifiedHeads { .. } => (None, 0),
         };
     }
     match read {
@@ -123,7 +129,29 @@ fn answer(store: &(dyn BlockReader + Send + Sync), read: Read, budget: usize) ->
             let (blocks, bytes) = read_blocks(store, from, count, budget);
             (Some(Response::Blocks(blocks)), bytes)
         }
+        Read::CertifiedHeads { at } => match read_certified_heads(store, at) {
+            Ok(response) => {
+                let bytes = borsh::object_length(&response).unwrap_or(0);
+                (Some(response), bytes)
+            }
+            Err(error) => {
+                warn!(at, %error, "cannot read certified headers for a peer");
+                (None, 0)
+            }
+        },
     }
+}
+
+/// The certified head and the certified header at `at` (`None` for a height not committed;
+/// the genesis has no certificate).
+fn read_certified_heads(store: &(dyn BlockReader + Send + Sync), at: Height) -> Result<Response, StoreError> {
+    let certified = |height: Height| -> Result<Option<Box<CertifiedHeader>>, StoreError> {
+        Ok(store
+            .certified_header(height)?
+            .map(|(header, certificate)| Box::new(CertifiedHeader { header, certificate })))
+    };
+    let head = store.head()?.height;
+    Ok(Response::CertifiedHeads { head: certified(head)?, at: if at <= head { certified(at)? } else { None } })
 }
 
 /// Consecutive certified blocks from `from`: at most `count` and [`SYNC_BATCH_MAX`], and no

@@ -21,7 +21,7 @@ use super::{
 };
 
 /// The code `rpc::error::UNAVAILABLE`: a storage failure, never the caller's fault.
-const UNAVAILABLE: i64 = 1013;
+pub(crate) const UNAVAILABLE: i64 = 1013;
 
 /// Copies a folder tree.
 fn copy_tree(from: &Path, to: &Path) {

@@ -9,6 +9,7 @@ mod faults;
 mod flood;
 mod operators;
 mod processes;
+mod scrub;
 
 use std::process::Command;
 

@@ -88,6 +88,9 @@ def test_status_matches_the_genesis(client: stele_sdk.Client, network: Network) 
     validators = client.validators(1)
     assert validators["quorum"] == 3 and validators["max_faulty"] == 1
     assert [entry["public_key"] for entry in validators["validators"]] == [str(v.public_key) for v in genesis.validators]
+    # The node's own checks: its stored chain scrubbed, its peers compared, no divergence.
+    assert status["scrub"]["enabled"] and status["agreement"]["enabled"]
+    assert client.divergences() == []
 
 
 def test_every_payload_kind_commits_with_its_receipt(client: stele_sdk.Client, every_kind: Dict[str, Any]) -> None:

@@ -195,6 +195,10 @@ class Client:
         """``chain_getEvidence``."""
         return self.call("chain_getEvidence")  # type: ignore[no-any-return]
 
+    def divergences(self) -> List[Dict[str, Any]]:
+        """``chain_getDivergences``: blocks peers hold certified where this node certified others."""
+        return self.call("chain_getDivergences")  # type: ignore[no-any-return]
+
     def peers(self) -> List[Dict[str, Any]]:
         """``net_peers``."""
         return self.call("net_peers")  # type: ignore[no-any-return]
