@@ -17,7 +17,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use consensus::{Height, PublicKey};
@@ -35,6 +35,7 @@ use crate::{
         NetworkHandle,
         protocol::{CertifiedHeader, Request, Response},
     },
+    state_file::{self, now_ms},
 };
 
 /// The file in the home folder that keeps the comparisons' record and the divergence evidence.
@@ -169,10 +170,6 @@ impl AgreementHandle {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
-}
-
 fn rpc_header(certified: &CertifiedHeader) -> RpcCertifiedHeader {
     RpcCertifiedHeader { header: Header::new(&certified.header, 0), certificate: certified.certificate.clone() }
 }
@@ -190,7 +187,8 @@ impl<S: StateHistory + Send + Sync + 'static> Comparer<S> {
     /// A comparer over `store`, with the record and evidence saved in `state_file` (a file that
     /// does not parse is logged and set aside as `.bad`, so evidence is never overwritten).
     pub fn new(store: Arc<S>, settings: ChecksConfig, metrics: Arc<Metrics>, state_file: Option<PathBuf>) -> Self {
-        let mut saved = state_file.as_deref().and_then(load).unwrap_or_default();
+        let mut saved: Saved =
+            state_file.as_deref().and_then(|path| state_file::load(path, "the peer comparisons")).unwrap_or_default();
         saved.status.enabled = settings.enabled && settings.compare_with_peers;
         saved.status.divergences = saved.divergences.len();
         Comparer {
@@ -299,14 +297,8 @@ impl<S: StateHistory + Send + Sync + 'static> Comparer<S> {
     }
 
     fn save(&self, saved: &Saved) {
-        let Some(path) = &self.state_file else { return };
-        let result = serde_json::to_vec_pretty(saved).map_err(std::io::Error::other).and_then(|bytes| {
-            let temporary = path.with_extension("json.tmp");
-            std::fs::write(&temporary, bytes)?;
-            std::fs::rename(&temporary, path)
-        });
-        if let Err(error) = result {
-            warn!(%error, path = %path.display(), "cannot save the peer comparisons");
+        if let Some(path) = &self.state_file {
+            state_file::save(path, saved, "the peer comparisons");
         }
     }
 
@@ -358,26 +350,6 @@ impl<S: StateHistory + Send + Sync + 'static> Comparer<S> {
                     warn!(%error, "agreement: a comparison failed");
                 }
             }
-        }
-    }
-}
-
-fn load(path: &Path) -> Option<Saved> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(error) => {
-            warn!(%error, path = %path.display(), "cannot read the peer comparisons");
-            return None;
-        }
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(saved) => Some(saved),
-        Err(error) => {
-            let aside = path.with_extension("json.bad");
-            warn!(%error, path = %path.display(), aside = %aside.display(), "the peer comparisons do not parse; set aside");
-            let _ = std::fs::rename(path, aside);
-            None
         }
     }
 }

@@ -18,4 +18,5 @@ pub mod node;
 pub mod p2p;
 pub mod rpc_backend;
 pub mod scrub;
+pub mod state_file;
 pub mod verified;

@@ -111,12 +111,6 @@ fn print(value: &impl Serialize, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
-}
-
 /// How long before `now_ms` a time `at_ms` was, for people.
 fn ago(at_ms: u64, now_ms: u64) -> String {
     let seconds = now_ms.saturating_sub(at_ms) / 1000;
@@ -214,10 +208,10 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 println!("peers:       {}", status.peers);
                 println!("syncing:     {}", status.syncing);
                 println!("mempool:     {} transactions", status.mempool_txs);
-                for line in scrub_lines(status.scrub.as_ref(), status.height, now_ms()) {
+                for line in scrub_lines(status.scrub.as_ref(), status.height, node::state_file::now_ms()) {
                     println!("{line}");
                 }
-                for line in agreement_lines(status.agreement.as_ref(), now_ms()) {
+                for line in agreement_lines(status.agreement.as_ref(), node::state_file::now_ms()) {
                     println!("{line}");
                 }
                 Ok(())

@@ -28,7 +28,7 @@ use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use consensus::Height;
@@ -47,6 +47,7 @@ use crate::{
         NetworkHandle,
         protocol::{Request, Response},
     },
+    state_file::{self, now_ms},
 };
 
 pub mod repair;
@@ -260,15 +261,14 @@ pub struct Scrubber<S> {
     progress_file: Option<PathBuf>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
-}
-
 impl<S: StateHistory + BlockWriter + Send + Sync + 'static> Scrubber<S> {
     /// A scrubber over `store`, resuming from `progress_file` if it holds saved progress
     /// (a file that does not parse is logged and ignored: the scrub starts again from height 1).
     pub fn new(store: Arc<S>, settings: ChecksConfig, metrics: Arc<Metrics>, progress_file: Option<PathBuf>) -> Self {
-        let mut status = progress_file.as_deref().and_then(load_progress).unwrap_or_default();
+        let mut status: ScrubStatus = progress_file
+            .as_deref()
+            .and_then(|path| state_file::load(path, "the scrub's progress"))
+            .unwrap_or_default();
         status.enabled = settings.enabled;
         metrics.scrub_height.set(i64::try_from(status.height).unwrap_or(i64::MAX));
         let handle = ScrubHandle { status: Arc::new(Mutex::new(status)) };
@@ -451,14 +451,8 @@ impl<S: StateHistory + BlockWriter + Send + Sync + 'static> Scrubber<S> {
     /// one or the other). A failure is logged: the scrub then redoes some heights after a
     /// restart, nothing worse.
     fn save(&self, status: &ScrubStatus) {
-        let Some(path) = &self.progress_file else { return };
-        let result = serde_json::to_vec_pretty(status).map_err(std::io::Error::other).and_then(|bytes| {
-            let temporary = path.with_extension("json.tmp");
-            std::fs::write(&temporary, bytes)?;
-            std::fs::rename(&temporary, path)
-        });
-        if let Err(error) = result {
-            warn!(%error, path = %path.display(), "cannot save the scrub's progress");
+        if let Some(path) = &self.progress_file {
+            state_file::save(path, status, "the scrub's progress");
         }
     }
 
@@ -514,24 +508,6 @@ impl<S: StateHistory + BlockWriter + Send + Sync + 'static> Scrubber<S> {
                 // Another peer next time, should this one not have served.
                 round = round.wrapping_add(1);
             }
-        }
-    }
-}
-
-fn load_progress(path: &Path) -> Option<ScrubStatus> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(error) => {
-            warn!(%error, path = %path.display(), "cannot read the scrub's progress; starting from height 1");
-            return None;
-        }
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(status) => Some(status),
-        Err(error) => {
-            warn!(%error, path = %path.display(), "the scrub's progress does not parse; starting from height 1");
-            None
         }
     }
 }
