@@ -155,9 +155,12 @@ fn apply_block<S: StateReader + Sync>(
     let last = LastBlock { height: block.height, timestamp_ms: block.timestamp_ms };
     writes.insert(keys::LAST_BLOCK.to_vec(), Some(encode(&last)));
 
-    let (state_root, tree_update) = StateTree::new(state)
-        .put_value_set(writes.iter().map(|(key, value)| (key_hash(key), value.clone())), block.height)
-        .map_err(|error| StoreError::Tree(error.to_string()))?;
+    let tree = crate::state::Guarded::new(state);
+    let (state_root, tree_update) = {
+        let walk = StateTree::new(&tree)
+            .put_value_set(writes.iter().map(|(key, value)| (key_hash(key), value.clone())), block.height);
+        tree.finish("updating the state tree", walk)?
+    };
     let receipt_hashes: Vec<Digest> = receipts.iter().map(Receipt::hash).collect();
     Ok(Execution {
         tx_root: merkle::root(&tx_hashes),

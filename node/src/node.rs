@@ -135,6 +135,7 @@ impl Node {
         // Reads only, on the blocking pool, at its own bounded rate: never in the driver's way.
         let scrub = scrub::start(
             home,
+            genesis.clone(),
             &config.checks,
             store.clone(),
             metrics.clone(),

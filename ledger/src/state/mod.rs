@@ -3,7 +3,12 @@
 //! header commits to. The tree keeps every version (version = height), so past states can be
 //! read and proven.
 
+mod guard;
+mod path;
 mod validators;
+
+pub(crate) use guard::Guarded;
+pub use path::versions_on_path;
 
 pub use validators::{PEER_ID_MAX, VALIDATOR_NAME_MAX, ValidatorInfo, ValidatorSchedule};
 

@@ -150,6 +150,13 @@ impl BlockWriter for MemStore {
         Ok(())
     }
 
+    fn rewrite_genesis_tree(&self, genesis: &Genesis) -> Result<(), StoreError> {
+        let tree_update = super::genesis_tree(self, genesis)?;
+        // No state writes: the latest state holds later blocks' writes.
+        self.write().apply(&Writes::new(), &tree_update);
+        Ok(())
+    }
+
     fn rewrite_block(&self, certified: &CertifiedBlock) -> Result<(), StoreError> {
         let height = certified.block.header.height;
         let head = self.head()?.height;

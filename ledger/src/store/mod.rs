@@ -255,6 +255,13 @@ pub trait BlockWriter {
     /// certificate verifies under the validator set in force at its height
     /// ([`StoreError::ExecutionMismatch`] otherwise). Nothing else is written.
     fn rewrite_block(&self, certified: &CertifiedBlock) -> Result<(), StoreError>;
+
+    /// Writes again the state tree's nodes and values of version 0, built anew from `genesis`:
+    /// for repairing damage to what the genesis wrote and no block has written since.
+    ///
+    /// The genesis must give the stored genesis header, state root included
+    /// ([`StoreError::ExecutionMismatch`] otherwise); nothing else is written.
+    fn rewrite_genesis_tree(&self, genesis: &Genesis) -> Result<(), StoreError>;
 }
 
 /// The checks of [`BlockWriter::rewrite_block`], given the header of the block after it (as
@@ -331,6 +338,22 @@ impl jmt::storage::TreeReader for NewNodes<'_> {
     }
 }
 
+/// The genesis's tree nodes and values, built anew, checked to give the stored genesis header
+/// (the check of [`BlockWriter::rewrite_genesis_tree`]).
+pub(crate) fn genesis_tree(store: &impl BlockReader, genesis: &Genesis) -> Result<TreeUpdateBatch, StoreError> {
+    // Built on an empty tree: the stored one may be what is damaged.
+    let empty = jmt::storage::NodeBatch::default();
+    let (header, _, tree_update) = genesis_state(genesis, &NewNodes(&empty))?;
+    let stored = store.header(0)?.ok_or_else(|| StoreError::Inconsistent("no genesis header".to_string()))?;
+    if header != stored {
+        return Err(StoreError::ExecutionMismatch {
+            height: 0,
+            reason: "this genesis does not give the stored genesis header".to_string(),
+        });
+    }
+    Ok(tree_update)
+}
+
 /// The checks of [`BlockWriter::rewrite_derived`]: the receipts and the tree's new root are the
 /// certified block's.
 pub(crate) fn check_derived(certified: &CertifiedBlock, execution: &Execution) -> Result<(), StoreError> {
@@ -370,9 +393,11 @@ pub trait StateHistory: StateReader + BlockReader + Sized {
     /// the leaf and about four hashes per level of the tree.
     fn state_proof(&self, key: &[u8], height: Height) -> Result<StateProof, StoreError> {
         check_height(self, height)?;
-        let (value, proof) = StateTree::new(self)
-            .get_with_proof(key_hash(key), height)
-            .map_err(|error| StoreError::Tree(error.to_string()))?;
+        let tree = crate::state::Guarded::new(self);
+        let (value, proof) = {
+            let walk = StateTree::new(&tree).get_with_proof(key_hash(key), height);
+            tree.finish(&format!("proof of {} at height {height}", consensus::hex::encode(key)), walk)?
+        };
         let header = self
             .header(height)?
             .ok_or_else(|| StoreError::Inconsistent(format!("no header at height {height} below the head")))?;

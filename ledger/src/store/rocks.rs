@@ -110,9 +110,9 @@ impl RocksStore {
             self.block(head.height)?;
             self.receipts(head.height)?;
         }
-        let root = crate::state::StateTree::new(self)
-            .get_root_hash(head.height)
-            .map_err(|error| StoreError::Tree(format!("root of height {}: {error}", head.height)))?;
+        let tree = crate::state::Guarded::new(self);
+        let walk = crate::state::StateTree::new(&tree).get_root_hash(head.height);
+        let root = tree.finish(&format!("root of height {}", head.height), walk)?;
         if Digest(root.0) != head.state_root {
             return Err(StoreError::Corrupt {
                 column: schema::TREE_NODES,
@@ -682,6 +682,13 @@ impl BlockWriter for RocksStore {
             batch.put_cf(tx_index, receipt.tx_hash.0, encode(&TxLocation { height, index: index as u32 }));
         }
         batch.put_cf(self.cf(schema::BLOCK_HASHES)?, certified.block.hash().0, key);
+        self.write(batch)
+    }
+
+    fn rewrite_genesis_tree(&self, genesis: &Genesis) -> Result<(), StoreError> {
+        let tree_update = super::genesis_tree(self, genesis)?;
+        let mut batch = WriteBatch::default();
+        self.put_state_writes(&mut batch, &std::collections::BTreeMap::new(), &tree_update)?;
         self.write(batch)
     }
 

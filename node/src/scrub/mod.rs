@@ -33,7 +33,8 @@ use std::{
 
 use consensus::Height;
 use ledger::{
-    BlockError, BlockWriter, CertifiedBlock, StateHistory, StoreError, TxLocation, audit, state::keys, store::schema,
+    BlockError, BlockWriter, CertifiedBlock, Genesis, StateHistory, StoreError, TxLocation, audit, state::keys,
+    store::schema,
 };
 use libp2p::PeerId;
 use rpc::types::{ScrubDamage, ScrubStatus};
@@ -200,19 +201,24 @@ pub fn check_height<S: StateHistory>(store: &S, height: Height, sample_state: bo
     // The state at this height against the certified state root: each proof walks from the
     // root to a leaf, so damage to those tree nodes or values is found.
     if sample_state {
-        // The last-block record is written by every block, so its proof walks this height's
-        // own version of the tree.
-        let mut state_keys = BTreeSet::from([keys::VALIDATORS.to_vec(), keys::LAST_BLOCK.to_vec()]);
-        if let Some(certified) = &certified {
-            state_keys.extend(certified.block.transactions.iter().map(|tx| keys::account(&tx.transaction.sender())));
-        }
-        for key in state_keys {
+        for key in sampled_keys(certified.as_ref()) {
             if let Err(error) = store.state_proof(&key, height) {
                 findings.store_error(error, schema::TREE_VALUES);
             }
         }
     }
     findings.found
+}
+
+/// The state keys proven at a sampled height: the validator schedule (left unchanged by most
+/// blocks, so its proof walks older versions of the tree too), the last-block record (written
+/// by every block, so its proof walks this height's own version) and the block's senders.
+fn sampled_keys(certified: Option<&CertifiedBlock>) -> BTreeSet<Vec<u8>> {
+    let mut state_keys = BTreeSet::from([keys::VALIDATORS.to_vec(), keys::LAST_BLOCK.to_vec()]);
+    if let Some(certified) = certified {
+        state_keys.extend(certified.block.transactions.iter().map(|tx| keys::account(&tx.transaction.sender())));
+    }
+    state_keys
 }
 
 /// What one [`Scrubber::step`] did.
@@ -255,6 +261,8 @@ impl ScrubHandle {
 /// Walks the chain a step at a time, keeping [`ScrubStatus`] and saving it.
 pub struct Scrubber<S> {
     store: Arc<S>,
+    /// For repairing what the genesis wrote to the state tree.
+    genesis: Genesis,
     settings: ChecksConfig,
     handle: ScrubHandle,
     metrics: Arc<Metrics>,
@@ -264,7 +272,13 @@ pub struct Scrubber<S> {
 impl<S: StateHistory + BlockWriter + Send + Sync + 'static> Scrubber<S> {
     /// A scrubber over `store`, resuming from `progress_file` if it holds saved progress
     /// (a file that does not parse is logged and ignored: the scrub starts again from height 1).
-    pub fn new(store: Arc<S>, settings: ChecksConfig, metrics: Arc<Metrics>, progress_file: Option<PathBuf>) -> Self {
+    pub fn new(
+        store: Arc<S>,
+        genesis: Genesis,
+        settings: ChecksConfig,
+        metrics: Arc<Metrics>,
+        progress_file: Option<PathBuf>,
+    ) -> Self {
         let mut status: ScrubStatus = progress_file
             .as_deref()
             .and_then(|path| state_file::load(path, "the scrub's progress"))
@@ -272,7 +286,7 @@ impl<S: StateHistory + BlockWriter + Send + Sync + 'static> Scrubber<S> {
         status.enabled = settings.enabled;
         metrics.scrub_height.set(i64::try_from(status.height).unwrap_or(i64::MAX));
         let handle = ScrubHandle { status: Arc::new(Mutex::new(status)) };
-        Scrubber { store, settings, handle, metrics, progress_file }
+        Scrubber { store, genesis, settings, handle, metrics, progress_file }
     }
 
     /// The handle the RPC backend reads.
@@ -337,24 +351,44 @@ impl<S: StateHistory + BlockWriter + Send + Sync + 'static> Scrubber<S> {
     }
 
     /// Checks one height and records what it holds; with `checks.repair`, re-derives its
-    /// receipts and indexes if those are damaged and checks again.
+    /// receipts, indexes and state-tree version if those are damaged, then the older versions
+    /// of the tree a still failing state proof reads, and checks again.
     fn check_and_record(&self, status: &mut ScrubStatus, height: Height) {
         let sample_state = height.is_multiple_of(self.settings.state_sample_interval);
-        let found = check_height(self.store.as_ref(), height, sample_state);
+        let store = self.store.as_ref();
+        let found = check_height(store, height, sample_state);
         let derived = self.settings.repair && found.iter().any(|damage| repair::DERIVED.contains(&damage.column));
         self.record(status, height, found);
-        if derived {
-            // Receipts and indexes follow from the block: write them again from it, then
-            // check the height again, which counts what is intact now as repaired.
-            match repair::rederive(self.store.as_ref(), height) {
-                Ok(()) => {
-                    info!(height, "scrub: re-derived the block's receipts and index entries");
-                    let found = check_height(self.store.as_ref(), height, sample_state);
-                    self.record(status, height, found);
+        if !derived {
+            return;
+        }
+        // Receipts and indexes follow from the block: write them again from it, then check
+        // the height again, which counts what is intact now as repaired.
+        match repair::rederive(store, height) {
+            Ok(()) => info!(height, "scrub: re-derived the block's receipts, index entries and state-tree version"),
+            Err(error) => warn!(height, %error, "scrub: cannot re-derive the block's receipts and indexes"),
+        }
+        let mut found = check_height(store, height, sample_state);
+        if found.iter().any(|damage| [schema::TREE_VALUES, schema::TREE_NODES].contains(&damage.column)) {
+            // What an older block (or the genesis) wrote and no block has written since, read
+            // by the validator schedule in force (the state before this height) or a sample.
+            let mut proofs = vec![(keys::VALIDATORS.to_vec(), height - 1)];
+            if sample_state {
+                let certified = store.block(height).ok().flatten();
+                proofs.extend(sampled_keys(certified.as_ref()).into_iter().map(|key| (key, height)));
+            }
+            let mut written = 0;
+            for (key, at) in proofs {
+                if store.state_proof(&key, at).is_err() {
+                    written += repair::state_path(store, &self.genesis, &key, at).len();
                 }
-                Err(error) => warn!(height, %error, "scrub: cannot re-derive the block's receipts and indexes"),
+            }
+            if written > 0 {
+                info!(height, versions = written, "scrub: re-derived the state-tree versions a failing proof reads");
+                found = check_height(store, height, sample_state);
             }
         }
+        self.record(status, height, found);
     }
 
     /// With `checks.repair`, the heights (at most [`PEER_REQUESTS_MAX`]) whose header, body or
@@ -516,13 +550,14 @@ impl<S: StateHistory + BlockWriter + Send + Sync + 'static> Scrubber<S> {
 /// handle the RPC backend reads; the task ends on `shutdown`.
 pub fn start<S: StateHistory + BlockWriter + Send + Sync + 'static>(
     home: &Path,
+    genesis: Genesis,
     settings: &ChecksConfig,
     store: Arc<S>,
     metrics: Arc<Metrics>,
     network: Option<NetworkHandle>,
     shutdown: watch::Receiver<bool>,
 ) -> ScrubHandle {
-    let scrubber = Scrubber::new(store, settings.clone(), metrics, Some(home.join(PROGRESS_FILE)));
+    let scrubber = Scrubber::new(store, genesis, settings.clone(), metrics, Some(home.join(PROGRESS_FILE)));
     let handle = scrubber.handle();
     if settings.enabled {
         tokio::spawn(scrubber.run(network, shutdown));

@@ -5,14 +5,15 @@
 //! peers (the scrub asks; `driver::sync` checks and writes the copy).
 
 use consensus::Height;
-use ledger::{BlockWriter, StateHistory, StoreError, store::StateAfter, store::schema};
+use ledger::{BlockWriter, Genesis, StateHistory, StoreError, store::StateAfter, store::schema};
+use tracing::debug;
 
 /// The columns only a peer's certified copy of the block repairs
 /// ([`ledger::BlockWriter::rewrite_block`]).
 pub const FROM_PEERS: [&str; 3] = [schema::HEADERS, schema::BODIES, schema::CERTIFICATES];
 
-/// The columns [`rederive`] can write again (the tree's only for the version of the height
-/// re-executed: damage to a value an older block wrote stays reported).
+/// The columns [`rederive`] can write again (the tree's for the version of the height
+/// re-executed; [`state_path`] writes the older versions a proof reads).
 pub const DERIVED: [&str; 5] =
     [schema::RECEIPTS, schema::TX_INDEX, schema::BLOCK_HASHES, schema::TREE_VALUES, schema::TREE_NODES];
 
@@ -44,4 +45,35 @@ pub fn rederive<S: StateHistory + BlockWriter + Sync>(store: &S, height: Height)
     let execution = ledger::audit::check_execution(&state, &certified.block)?;
     store.rewrite_derived(height, &execution)?;
     Ok(())
+}
+
+/// Writes again, oldest first, the versions of the state tree that a proof of `key` at `height`
+/// reads (the genesis's from `genesis`, a block's by re-executing it), until that proof
+/// verifies: for damage to what an older block wrote and no block has written since. Oldest
+/// first, because re-executing a block reads the versions before it. Returns the versions
+/// written; a version that cannot be written (its block is damaged too) is skipped.
+pub fn state_path<S: StateHistory + BlockWriter + Sync>(
+    store: &S,
+    genesis: &Genesis,
+    key: &[u8],
+    height: Height,
+) -> Vec<Height> {
+    let mut written = Vec::new();
+    for version in ledger::state::versions_on_path(store, key, height) {
+        if version > height {
+            continue;
+        }
+        let result = match version {
+            0 => store.rewrite_genesis_tree(genesis).map_err(RepairError::from),
+            version => rederive(store, version),
+        };
+        match result {
+            Ok(()) => written.push(version),
+            Err(error) => debug!(version, %error, "scrub: cannot write this state-tree version again"),
+        }
+        if store.state_proof(key, height).is_ok() {
+            break;
+        }
+    }
+    written
 }

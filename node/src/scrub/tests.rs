@@ -51,7 +51,7 @@ fn each_step_checks_at_most_the_budget_and_a_pass_ends_at_the_head() {
     let store = Arc::new(MemStore::new(&genesis()).expect("store"));
     commit_blocks(store.as_ref(), 10);
     let metrics = Arc::new(Metrics::default());
-    let scrubber = Scrubber::new(store.clone(), settings(3), metrics.clone(), None);
+    let scrubber = Scrubber::new(store.clone(), genesis(), settings(3), metrics.clone(), None);
     assert!(scrubber.begin_pass_if_due(1_000));
     let steps: Vec<Step> = (0..4).map(|_| scrubber.step().expect("step")).collect();
     assert_eq!(
@@ -79,12 +79,12 @@ fn progress_is_saved_and_a_new_scrubber_resumes_from_it() {
     let file = dir.path().join(PROGRESS_FILE);
     let store = Arc::new(MemStore::new(&genesis()).expect("store"));
     commit_blocks(store.as_ref(), 8);
-    let first = Scrubber::new(store.clone(), settings(5), Arc::new(Metrics::default()), Some(file.clone()));
+    let first = Scrubber::new(store.clone(), genesis(), settings(5), Arc::new(Metrics::default()), Some(file.clone()));
     assert!(first.begin_pass_if_due(1));
     assert_eq!(first.step().expect("step").checked, 5);
     drop(first);
     let metrics = Arc::new(Metrics::default());
-    let second = Scrubber::new(store, settings(5), metrics.clone(), Some(file.clone()));
+    let second = Scrubber::new(store, genesis(), settings(5), metrics.clone(), Some(file.clone()));
     assert_eq!(second.handle().status().height, 5, "resumed where the first stopped");
     assert_eq!(metrics.scrub_height.get(), 5);
     assert!(second.begin_pass_if_due(2));
@@ -92,17 +92,22 @@ fn progress_is_saved_and_a_new_scrubber_resumes_from_it() {
     // A file that does not parse is ignored: the scrub starts again.
     std::fs::write(&file, b"{not json").expect("write");
     let store = Arc::new(MemStore::new(&genesis()).expect("store"));
-    let third = Scrubber::new(store, settings(5), Arc::new(Metrics::default()), Some(file));
+    let third = Scrubber::new(store, genesis(), settings(5), Arc::new(Metrics::default()), Some(file));
     assert_eq!(third.handle().status(), ScrubStatus { enabled: true, ..ScrubStatus::default() });
 }
 
 /// Flips the last byte of a stored value, as a failing disk would.
 fn tamper(path: &Path, column: &str, key: &[u8]) {
+    tamper_byte(path, column, key, usize::MAX);
+}
+
+/// Flips one byte of a stored value (`index`, or the last one if beyond it).
+fn tamper_byte(path: &Path, column: &str, key: &[u8], index: usize) {
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), path, schema::ALL).expect("open");
     let family = db.cf_handle(column).expect("column family");
     let mut value = db.get_cf(family, key).expect("read").expect("value present");
-    let last = value.len() - 1;
-    value[last] ^= 0x01;
+    let index = index.min(value.len() - 1);
+    value[index] ^= 0x01;
     db.put_cf(family, key, value).expect("write");
 }
 
@@ -127,7 +132,7 @@ fn damage_is_reported_once_with_its_height_and_column_and_cleared_when_intact() 
     tamper(&path, schema::BLOCK_HASHES, &block_hash.0);
     let store = Arc::new(RocksStore::open(&path, &genesis(), options).expect("damage below the head opens"));
     let metrics = Arc::new(Metrics::default());
-    let scrubber = Scrubber::new(store, settings(100), metrics.clone(), None);
+    let scrubber = Scrubber::new(store, genesis(), settings(100), metrics.clone(), None);
     assert!(scrubber.begin_pass_if_due(1));
     assert_eq!(scrubber.step().expect("step"), Step { checked: 7, pass_completed: true });
     let status = scrubber.handle().status();
@@ -153,7 +158,7 @@ fn damage_is_reported_once_with_its_height_and_column_and_cleared_when_intact() 
 
     // Put back intact (as a repair would): the next pass clears it and counts it repaired.
     let store = Arc::new(RocksStore::open(&pristine, &genesis(), options).expect("open the copy"));
-    let scrubber = Scrubber::new(store, settings(100), metrics, None);
+    let scrubber = Scrubber::new(store, genesis(), settings(100), metrics, None);
     {
         let mut status = scrubber.handle.lock();
         status.damaged = found_damage();
@@ -193,6 +198,7 @@ fn with_repair_on_receipts_and_indexes_are_re_derived_from_the_block_and_the_res
     assert!(store.state_proof(ledger::state::keys::LAST_BLOCK, 6).is_err());
     let scrubber = Scrubber::new(
         store.clone(),
+        genesis(),
         ChecksConfig { repair: true, ..settings(100) },
         Arc::new(Metrics::default()),
         None,
@@ -212,6 +218,95 @@ fn with_repair_on_receipts_and_indexes_are_re_derived_from_the_block_and_the_res
     forged.receipts = vec![ledger::Receipt { tx_hash: consensus::Digest([1; 32]), failure: None }];
     assert!(matches!(store.rewrite_derived(4, &forged), Err(StoreError::ExecutionMismatch { height: 4, .. })));
     assert_eq!(store.receipts(4).expect("intact"), Some(Vec::new()));
+}
+
+/// The writer of records in [`with_records`]'s chains.
+fn writer() -> SigningKey {
+    SigningKey::from_seed([11; 32])
+}
+
+/// [`genesis`] with an account that may write records.
+fn with_records() -> Genesis {
+    let mut genesis = genesis();
+    genesis.accounts.push(GenesisAccount {
+        address: ledger::Address::of(&writer().public_key()),
+        balance: 0,
+        roles: vec![ledger::Role::Write],
+    });
+    genesis
+}
+
+#[test]
+fn with_repair_on_a_tree_node_an_older_block_wrote_is_written_again_from_that_block() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let options = StoreOptions { sync_writes: false, read_only: false };
+    // The record's key hash shares its first nibble (4) with the validator schedule's, so block
+    // 2 writes the tree node at that nibble, and block 4 replaces it: the schedule's proofs at
+    // heights 2 and 3 read block 2's node, later ones (and the checks at start) block 4's.
+    let record = b"k41".to_vec();
+    {
+        let store = RocksStore::open(&path, &with_records(), options).expect("open");
+        for height in 1..=7u64 {
+            let transactions = match height {
+                2 | 4 => vec![
+                    ledger::Transaction {
+                        chain_id: genesis().chain_id,
+                        signer: writer().public_key(),
+                        nonce: height / 2 - 1,
+                        payload: ledger::Payload::PutRecord { key: record.clone(), value: vec![height as u8] },
+                    }
+                    .sign(&writer()),
+                ],
+                _ => Vec::new(),
+            };
+            let head = store.head().expect("head");
+            let (block, execution) =
+                build_block(&store, &head, validator().public_key(), head.timestamp_ms + 10, transactions)
+                    .expect("block");
+            let certificate =
+                CommitCertificate::sign(&genesis().chain_id, height, 0, block.hash(), &[(0, &validator())]);
+            store.commit(&block, &certificate, execution).expect("commit");
+        }
+        assert!(ledger::state::versions_on_path(&store, ledger::state::keys::VALIDATORS, 3).contains(&2));
+    }
+    // jmt's node key, borsh-encoded: version, nibble count, then the nibbles' bytes. The node
+    // is a tag, then 16 optional children (hash, version, type), so byte 34 is the version of
+    // its first child (the record's leaf): the proof then looks for a node that is not there.
+    let node_key = [2u64.to_le_bytes().as_slice(), &1u64.to_le_bytes(), &1u32.to_le_bytes(), &[0x40]].concat();
+    tamper_byte(&path, schema::TREE_NODES, &node_key, 34);
+    let store = Arc::new(RocksStore::open(&path, &with_records(), options).expect("damage below the head opens"));
+    // (jmt unwraps its read of a sibling node: without `state::Guarded` this panicked.)
+    assert!(store.state_proof(ledger::state::keys::VALIDATORS, 3).is_err());
+    assert!(store.state_proof(ledger::state::keys::VALIDATORS, 6).is_ok(), "block 4 replaced that node");
+    assert!(store.validator_set_for(3).is_err(), "the schedule in force at 3 is read at 2");
+    // Sampled every third height, so no check at height 2 re-derives block 2 as its own.
+    let settings = ChecksConfig { repair: true, state_sample_interval: 3, ..settings(100) };
+    let scrubber = Scrubber::new(store.clone(), with_records(), settings, Arc::new(Metrics::default()), None);
+    assert!(scrubber.begin_pass_if_due(1));
+    assert!(scrubber.step().expect("step").pass_completed);
+    let status = scrubber.handle().status();
+    assert!(status.damaged.is_empty(), "{:?}", status.damaged);
+    assert!(status.errors >= 1 && status.repaired == status.errors, "{status:?}");
+    for height in 2..=3 {
+        assert!(store.state_proof(ledger::state::keys::VALIDATORS, height).is_ok(), "at {height}");
+    }
+    assert!(store.validator_set_for(3).is_ok());
+}
+
+#[test]
+fn both_stores_rewrite_the_genesis_tree_only_from_their_own_genesis() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = StoreOptions { sync_writes: false, read_only: false };
+    let rocks = RocksStore::open(&dir.path().join("data"), &genesis(), options).expect("open");
+    let mem = MemStore::new(&genesis()).expect("store");
+    let other = Genesis { genesis_time_ms: 2, ..genesis() };
+    for store in [&rocks as &dyn BlockWriter, &mem] {
+        assert!(matches!(store.rewrite_genesis_tree(&other), Err(StoreError::ExecutionMismatch { height: 0, .. })));
+        store.rewrite_genesis_tree(&genesis()).expect("the same genesis");
+    }
+    assert!(rocks.state_proof(ledger::state::keys::VALIDATORS, 0).is_ok());
+    assert!(mem.state_proof(ledger::state::keys::VALIDATORS, 0).is_ok());
 }
 
 /// The block at `height` re-executed on the state before it.

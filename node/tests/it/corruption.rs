@@ -1,7 +1,9 @@
 //! A value damaged in a stopped node's RocksDB (its last byte flipped, see
 //! `processes::tamper`) is never served as data: a damaged head or safety state stops
 //! `stele start` with an error naming the column, and a damaged value below the head makes
-//! every JSON-RPC read of it an error.
+//! every JSON-RPC read of it an error. The background scrub is off here: it would repair some
+//! of these values before the reads (its own tests are in `scrub`), and this test is about
+//! what every read checks by itself.
 
 use std::{
     path::Path,
@@ -18,6 +20,7 @@ use serde_json::{Value, json};
 use super::{
     crash_points::{Network, call},
     processes::{run_ok, tamper, wait_for},
+    scrub::configure_checks,
 };
 
 /// The code `rpc::error::UNAVAILABLE`: a storage failure, never the caller's fault.
@@ -51,6 +54,7 @@ enum Expect {
 fn a_damaged_value_is_refused_at_start_or_an_error_on_every_read() {
     let mut network = Network::generate(1);
     let port = network.rpc_port(0);
+    configure_checks(&network.home(0), false);
     network.start(0, None);
     wait_for("the node to commit a block", || {
         network.assert_alive(None);

@@ -39,7 +39,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// Sets `[checks]` in the node's config.toml: the scrub on or off; fast enough to catch up with
 /// a test chain, proving the state at every height, and no second pass within the test.
-fn configure_checks(home: &Path, enabled: bool) {
+pub(crate) fn configure_checks(home: &Path, enabled: bool) {
     let path = home.join("config.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut config: toml::Table = text.parse().expect("config.toml");
