@@ -40,7 +40,7 @@ pub fn check_block(block: &Block) -> Depth {
     if audit::check_link(&head, header).is_err() {
         return Depth::Rejected;
     }
-    match audit::check_execution(&fixture.store, block) {
+    match audit::check_execution(&fixture.store, block, ledger::SignatureCheck::All) {
         Ok(execution) => {
             assert_eq!(execution.tx_hashes, block.tx_hashes());
             Depth::Accepted

@@ -131,8 +131,8 @@ impl Fixture {
         let mut blocks = Vec::new();
         for body in bodies {
             let certified = build_next(&chain_id, &validator_keys, &store, body);
-            let execution =
-                ledger::audit::check_execution(&store, &certified.block).expect("the fixture's blocks execute");
+            let execution = ledger::audit::check_execution(&store, &certified.block, ledger::SignatureCheck::All)
+                .expect("the fixture's blocks execute");
             store.commit(&certified.block, &certified.certificate, execution).expect("the fixture commits");
             blocks.push(certified);
         }
@@ -188,8 +188,9 @@ fn build_next(
     let height = head.height + 1;
     let validators = store.validator_set_for(height).expect("the next height's set is known");
     let proposer = validators.members()[(height as usize) % validators.len()];
-    let (block, _) = build_block(store, &head, proposer, head.timestamp_ms + 1_000, transactions)
-        .expect("the fixture's block builds");
+    let (block, _) =
+        build_block(store, &head, proposer, head.timestamp_ms + 1_000, transactions, ledger::SignatureCheck::All)
+            .expect("the fixture's block builds");
     let certificate = certify(chain_id, keys, &validators, height, 0, block.hash(), validators.quorum());
     CertifiedBlock { block, certificate }
 }

@@ -14,7 +14,6 @@ use jsonrpsee::{RpcModule, core::async_trait};
 use ledger::{CertifiedBlock, MemStore, proof::TxProof};
 use node::{
     mempool::{Mempool, MempoolConfig, precheck},
-    rpc_backend::submit_error,
     verified::VerifiedCache,
 };
 use rpc::{Backend, NodeStatus, Peer, SubmitError, error, types};
@@ -51,7 +50,7 @@ impl Backend for FuzzBackend {
         let checked = precheck(&fixture.chain_id, &fixture.genesis.params, vec![transaction], &VerifiedCache::new(0));
         let mut mempool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
         match mempool.admit_prechecked(&fixture.store, checked, std::time::Instant::now()).pop() {
-            Some(verdict) => verdict.map(|admitted| admitted.hash()).map_err(submit_error),
+            Some(verdict) => verdict.map(|admitted| admitted.hash()).map_err(SubmitError::Refused),
             None => Err(SubmitError::Unavailable("no verdict".to_string())),
         }
     }

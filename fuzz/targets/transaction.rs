@@ -5,9 +5,9 @@
 //! signature check, then admission against the state). The two must agree.
 
 use consensus::{Digest, verify_batch};
-use ledger::{BlockInput, SignedTransaction, TxError};
+use ledger::{AdmitError, BlockInput, SignedTransaction, TxError};
 use node::{
-    mempool::{AdmitError, Mempool, MempoolConfig, precheck},
+    mempool::{Mempool, MempoolConfig, precheck},
     verified::VerifiedCache,
 };
 
@@ -63,6 +63,7 @@ pub fn run(data: &[u8]) -> Depth {
             timestamp_ms: fixture.next.block.header.timestamp_ms,
             transactions: std::slice::from_ref(&transaction),
         },
+        ledger::SignatureCheck::All,
     );
     match (&admitted, &executed) {
         (Ok(_), Ok(_)) => Depth::Accepted,

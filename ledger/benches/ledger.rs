@@ -66,8 +66,15 @@ impl Bench {
     fn execute_and_commit(&self, transactions: Vec<SignedTransaction>) {
         let head = self.store.head().expect("head");
         let clock = self.clock_ms.fetch_add(1_000, Ordering::Relaxed) + 1_000;
-        let (block, execution) =
-            build_block(&self.store, &head, self.validators[0].public_key(), clock, transactions).expect("valid block");
+        let (block, execution) = build_block(
+            &self.store,
+            &head,
+            self.validators[0].public_key(),
+            clock,
+            transactions,
+            ledger::SignatureCheck::All,
+        )
+        .expect("valid block");
         let signers: Vec<(u32, &SigningKey)> =
             self.validators.iter().take(3).enumerate().map(|(i, k)| (i as u32, k)).collect();
         let certificate =
@@ -94,7 +101,17 @@ fn ledger(criterion: &mut Criterion) {
         let proposer = bench.validators[0].public_key();
         b.iter_batched(
             || transfers.clone(),
-            |transfers| build_block(&bench.store, &head, proposer, head.timestamp_ms + 1, transfers).expect("valid"),
+            |transfers| {
+                build_block(
+                    &bench.store,
+                    &head,
+                    proposer,
+                    head.timestamp_ms + 1,
+                    transfers,
+                    ledger::SignatureCheck::All,
+                )
+                .expect("valid")
+            },
             BatchSize::PerIteration,
         )
     });

@@ -129,21 +129,16 @@ pub fn check_certificate(
         .map_err(|error| BlockError::Certificate { height: header.height, error })
 }
 
-/// Re-executes the block on the state after its parent and checks every root in its header.
-/// Returns the execution so the caller can commit it.
-pub fn check_execution<S: StateReader + Sync>(state: &S, block: &Block) -> Result<Execution, BlockError> {
-    check_execution_trusting(state, block, |_| false)
-}
-
-/// [`check_execution`], skipping the signature check of transactions `verified` vouches for
-/// (see [`crate::execute_trusting`]).
-pub fn check_execution_trusting<S: StateReader + Sync>(
+/// Re-executes the block on the state after its parent, checking the signatures `signatures`
+/// asks for, and checks every root in its header. Returns the execution so the caller can
+/// commit it.
+pub fn check_execution<S: StateReader + Sync>(
     state: &S,
     block: &Block,
-    verified: impl Fn(&crate::SignedTransaction) -> bool + Sync,
+    signatures: crate::SignatureCheck<'_>,
 ) -> Result<Execution, BlockError> {
     let header = &block.header;
-    let execution = crate::execute_trusting(
+    let execution = crate::execute(
         state,
         crate::BlockInput {
             chain_id: &header.chain_id,
@@ -151,7 +146,7 @@ pub fn check_execution_trusting<S: StateReader + Sync>(
             timestamp_ms: header.timestamp_ms,
             transactions: &block.transactions,
         },
-        verified,
+        signatures,
     )
     .map_err(|error| BlockError::Execution { height: header.height, error })?;
     compare(header.height, "tx_root", header.tx_root, execution.tx_root)?;
@@ -204,7 +199,7 @@ where
     check_tx_root(block)?;
     let validators = store.validator_set_for(block.header.height)?;
     check_certificate(block, &certified.certificate, &validators)?;
-    let execution = check_execution(store, block)?;
+    let execution = check_execution(store, block, crate::SignatureCheck::All)?;
     store.commit(block, &certified.certificate, execution)?;
     Ok(())
 }

@@ -104,18 +104,33 @@ pub struct BlockInput<'a> {
     pub transactions: &'a [SignedTransaction],
 }
 
-/// Executes a block on the state after its parent. Pure apart from reading `state`.
-pub fn execute<S: StateReader + Sync>(state: &S, block: BlockInput<'_>) -> Result<Execution, ExecutionError> {
-    execute_trusting(state, block, |_| false)
+/// Which of a block's transaction signatures execution checks.
+#[derive(Clone, Copy)]
+pub enum SignatureCheck<'a> {
+    /// Every one: a block from anywhere (a peer, sync, an audit).
+    All,
+    /// Every one the function does not vouch for: it says this node already checked exactly
+    /// these bytes (its mempool admitted them), so each signature is checked once per node,
+    /// not at admission and again in every block.
+    Unverified(&'a (dyn Fn(&SignedTransaction) -> bool + Sync)),
 }
 
-/// [`execute`], skipping the signature check of transactions for which `verified` says this
-/// node already checked exactly these bytes (its mempool admitted them): each signature is then
-/// checked once per node, not once at admission and again in every block.
-pub fn execute_trusting<S: StateReader + Sync>(
+impl SignatureCheck<'_> {
+    /// Whether `transaction`'s signature is to be checked.
+    fn wanted(&self, transaction: &SignedTransaction) -> bool {
+        match self {
+            SignatureCheck::All => true,
+            SignatureCheck::Unverified(verified) => !verified(transaction),
+        }
+    }
+}
+
+/// Executes a block on the state after its parent, checking the signatures `signatures` asks
+/// for. Pure apart from reading `state`.
+pub fn execute<S: StateReader + Sync>(
     state: &S,
     block: BlockInput<'_>,
-    verified: impl Fn(&SignedTransaction) -> bool + Sync,
+    signatures: SignatureCheck<'_>,
 ) -> Result<Execution, ExecutionError> {
     let params: Params = read(state, keys::PARAMS)?.ok_or_else(|| missing(keys::PARAMS))?;
     let last: LastBlock = read(state, keys::LAST_BLOCK)?.ok_or_else(|| missing(keys::LAST_BLOCK))?;
@@ -127,7 +142,7 @@ pub fn execute_trusting<S: StateReader + Sync>(
     // reads the state and its result is dropped if any signature fails, so the outcome is the
     // one of checking first, and a signature error always wins over an execution error.
     let (signatures, execution) =
-        rayon::join(|| verify_signatures_except(block.transactions, &verified), || apply_block(state, block, &params));
+        rayon::join(|| check_signatures(block.transactions, signatures), || apply_block(state, block, &params));
     signatures?;
     execution
 }
@@ -193,17 +208,14 @@ fn check_stateless(block: BlockInput<'_>, params: &Params) -> Result<(), Executi
 
 /// Verifies every signature in parallel batches of 256; names the first bad one.
 pub fn verify_signatures(transactions: &[SignedTransaction]) -> Result<(), ExecutionError> {
-    verify_signatures_except(transactions, &|_| false)
+    check_signatures(transactions, SignatureCheck::All)
 }
 
-/// Verifies the signatures `verified` does not vouch for; names the first bad one (by its index
-/// in the block).
-fn verify_signatures_except(
-    transactions: &[SignedTransaction],
-    verified: &(impl Fn(&SignedTransaction) -> bool + Sync),
-) -> Result<(), ExecutionError> {
+/// Verifies the signatures `signatures` asks for; names the first bad one (by its index in the
+/// block).
+fn check_signatures(transactions: &[SignedTransaction], signatures: SignatureCheck<'_>) -> Result<(), ExecutionError> {
     let unchecked: Vec<usize> =
-        (0..transactions.len()).into_par_iter().filter(|index| !verified(&transactions[*index])).collect();
+        (0..transactions.len()).into_par_iter().filter(|index| signatures.wanted(&transactions[*index])).collect();
     unchecked
         .par_chunks(SIGNATURE_CHUNK)
         .map(|chunk| {

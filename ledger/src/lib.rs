@@ -14,6 +14,7 @@
 //! - stored bytes that fail to decode are reported as [`StoreError::Corrupt`], never served.
 
 mod address;
+mod admission;
 pub mod audit;
 mod block;
 mod execute;
@@ -29,12 +30,13 @@ pub mod store;
 mod transaction;
 
 pub use address::Address;
+pub use admission::{AdmitError, QueueLimit};
 pub use audit::BlockError;
 pub use block::{Block, BlockHeader, CertifiedBlock};
-pub use execute::{BlockInput, Execution, ExecutionError, execute, execute_trusting, verify_signatures};
+pub use execute::{BlockInput, Execution, ExecutionError, SignatureCheck, execute, verify_signatures};
 pub use genesis::{Genesis, GenesisAccount, GenesisError};
 pub use params::Params;
-pub use propose::{build_block, build_block_trusting};
+pub use propose::build_block;
 pub use receipt::{Failure, Receipt};
 pub use role::{Role, Roles};
 pub use state::{Account, StateProof, StateReader, ValidatorInfo, ValidatorSchedule};

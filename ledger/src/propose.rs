@@ -1,7 +1,7 @@
 use consensus::PublicKey;
 
 use crate::{
-    Block, BlockHeader, BlockInput, Execution, ExecutionError, SignedTransaction, StateReader, execute_trusting,
+    Block, BlockHeader, BlockInput, Execution, ExecutionError, SignatureCheck, SignedTransaction, StateReader, execute,
 };
 
 /// Builds the next block on `previous` (the head) from `transactions`, executing them to fill
@@ -13,24 +13,12 @@ pub fn build_block<S: StateReader + Sync>(
     proposer: PublicKey,
     timestamp_ms: u64,
     transactions: Vec<SignedTransaction>,
-) -> Result<(Block, Execution), ExecutionError> {
-    build_block_trusting(state, previous, proposer, timestamp_ms, transactions, |_| false)
-}
-
-/// [`build_block`], skipping the signature check of transactions `verified` vouches for (see
-/// [`crate::execute_trusting`]).
-pub fn build_block_trusting<S: StateReader + Sync>(
-    state: &S,
-    previous: &BlockHeader,
-    proposer: PublicKey,
-    timestamp_ms: u64,
-    transactions: Vec<SignedTransaction>,
-    verified: impl Fn(&SignedTransaction) -> bool + Sync,
+    signatures: SignatureCheck<'_>,
 ) -> Result<(Block, Execution), ExecutionError> {
     let timestamp_ms = timestamp_ms.max(previous.timestamp_ms + 1);
     let height = previous.height + 1;
     let input = BlockInput { chain_id: &previous.chain_id, height, timestamp_ms, transactions: &transactions };
-    let execution = execute_trusting(state, input, verified)?;
+    let execution = execute(state, input, signatures)?;
     let header = BlockHeader {
         chain_id: previous.chain_id.clone(),
         height,

@@ -31,9 +31,15 @@ impl Fixture {
         let head = store.head().expect("head");
         let nonce = common_nonce(store, &self.faucet);
         let transactions = (0..count).map(|i| transfer(&self.faucet, nonce + i, &key(10 + i % 3), i + 1)).collect();
-        let (block, execution) =
-            build_block(store, &head, self.validators[0].public_key(), head.timestamp_ms + 1_000, transactions)
-                .expect("valid block");
+        let (block, execution) = build_block(
+            store,
+            &head,
+            self.validators[0].public_key(),
+            head.timestamp_ms + 1_000,
+            transactions,
+            ledger::SignatureCheck::All,
+        )
+        .expect("valid block");
         let signers: Vec<(u32, &SigningKey)> =
             self.validators.iter().take(3).enumerate().map(|(i, k)| (i as u32, k)).collect();
         let certificate = CommitCertificate::sign(&common::chain_id(), block.header.height, 0, block.hash(), &signers);
@@ -68,17 +74,30 @@ fn commits_and_reads(fixture: &Fixture, store: &impl Store) {
 
 fn refuses_what_does_not_fit(fixture: &Fixture, store: &impl Store) {
     let head = store.head().expect("head");
-    let (block, execution) =
-        build_block(store, &head, fixture.validators[0].public_key(), head.timestamp_ms + 1, vec![]).expect("valid");
+    let (block, execution) = build_block(
+        store,
+        &head,
+        fixture.validators[0].public_key(),
+        head.timestamp_ms + 1,
+        vec![],
+        ledger::SignatureCheck::All,
+    )
+    .expect("valid");
     let wrong_certificate = CommitCertificate::sign(&common::chain_id(), 1, 0, Digest::ZERO, &[]);
     let error = store.commit(&block, &wrong_certificate, execution).expect_err("refused");
     assert!(matches!(error, StoreError::ExecutionMismatch { height: 1, .. }), "{error}");
     let committed = fixture.commit(store, 1);
     // Offering block 1 again (with a valid execution of height 2) is refused before anything.
     let new_head = store.head().expect("head");
-    let (_, execution) =
-        build_block(store, &new_head, fixture.validators[0].public_key(), new_head.timestamp_ms + 1, vec![])
-            .expect("valid");
+    let (_, execution) = build_block(
+        store,
+        &new_head,
+        fixture.validators[0].public_key(),
+        new_head.timestamp_ms + 1,
+        vec![],
+        ledger::SignatureCheck::All,
+    )
+    .expect("valid");
     let error = store.commit(&committed.block, &committed.certificate, execution).expect_err("refused");
     assert_eq!(error, StoreError::NotNextBlock { height: 1, head: 1 });
     assert_eq!(store.head().expect("head"), committed.block.header);

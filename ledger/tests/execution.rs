@@ -72,6 +72,7 @@ fn a_wrong_nonce_makes_the_block_invalid() {
         chain.validators[0].public_key(),
         0,
         vec![transfer(&faucet, 0, &key(2), 1), transfer(&faucet, 2, &key(2), 1)],
+        ledger::SignatureCheck::All,
     )
     .err()
     .expect("a nonce gap is invalid");
@@ -85,6 +86,7 @@ fn a_wrong_nonce_makes_the_block_invalid() {
         chain.validators[0].public_key(),
         0,
         vec![transfer(&faucet, 0, &key(2), 1)],
+        ledger::SignatureCheck::All,
     );
     assert_eq!(replay.err(), Some(ExecutionError::BadNonce { index: 0, expected: 1, found: 0 }));
 }
@@ -95,7 +97,7 @@ fn bad_signatures_wrong_chains_and_oversized_blocks_are_invalid() {
     let faucet = chain.faucet.clone();
     let head = chain.store.head().expect("head");
     let proposer = chain.validators[0].public_key();
-    let build = |txs| ledger::build_block(&chain.store, &head, proposer, 0, txs).err();
+    let build = |txs| ledger::build_block(&chain.store, &head, proposer, 0, txs, ledger::SignatureCheck::All).err();
 
     let mut forged = transfer(&faucet, 1, &key(2), 1);
     forged.signature.0[0] ^= 1;
@@ -132,13 +134,19 @@ fn signatures_vouched_for_are_skipped_and_others_still_checked_by_block_index() 
     transactions[5].signature.0[0] ^= 1;
     transactions[290].signature.0[0] ^= 1;
     let vouched: std::collections::HashSet<Digest> = transactions[..10].iter().map(|tx| tx.hash()).collect();
-    let built = ledger::build_block_trusting(&chain.store, &head, proposer, 0, transactions.clone(), |tx| {
-        vouched.contains(&tx.hash())
-    });
+    let built = ledger::build_block(
+        &chain.store,
+        &head,
+        proposer,
+        0,
+        transactions.clone(),
+        ledger::SignatureCheck::Unverified(&|tx| vouched.contains(&tx.hash())),
+    );
     // The forged signature at 5 is vouched for (a node only vouches for what it verified); the
     // one at 290 is checked and named by its index in the block.
     assert_eq!(built.err(), Some(ExecutionError::InvalidTransaction { index: 290, error: TxError::BadSignature }));
-    let everything = ledger::build_block(&chain.store, &head, proposer, 0, transactions).err();
+    let everything =
+        ledger::build_block(&chain.store, &head, proposer, 0, transactions, ledger::SignatureCheck::All).err();
     assert_eq!(everything, Some(ExecutionError::InvalidTransaction { index: 5, error: TxError::BadSignature }));
 }
 

@@ -186,7 +186,7 @@ fn a_replayed_chain_passes_every_audit_check() {
         audit::check_tx_root(block).expect("tx root");
         let validators = replica.validator_set_for(block.header.height).expect("set");
         audit::check_certificate(block, &certified.certificate, &validators).expect("certificate");
-        let execution = audit::check_execution(&replica, block).expect("execution");
+        let execution = audit::check_execution(&replica, block, ledger::SignatureCheck::All).expect("execution");
         let stored = chain.store.receipts(block.header.height).expect("read").expect("stored");
         audit::check_receipts(block.header.height, &stored, &execution.receipts).expect("receipts");
         replica.commit(block, &certified.certificate, execution).expect("commit");
@@ -228,5 +228,5 @@ fn audit_checks_name_what_was_tampered() {
     assert!(matches!(audit::check_link(&genesis_header, &broken_link), Err(ledger::BlockError::BrokenLink { .. })));
 
     // Re-executing on the wrong state (the committed one, not the parent's) is refused.
-    assert!(audit::check_execution(&chain.store, &certified.block).is_err());
+    assert!(audit::check_execution(&chain.store, &certified.block, ledger::SignatureCheck::All).is_err());
 }

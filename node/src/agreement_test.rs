@@ -37,8 +37,15 @@ fn commit_blocks(store: &MemStore, count: u64, step: u64, signers: &[u32]) {
     let keys = validators();
     for _ in 0..count {
         let head = store.head().expect("head");
-        let (block, execution) =
-            build_block(store, &head, keys[0].public_key(), head.timestamp_ms + step, Vec::new()).expect("block");
+        let (block, execution) = build_block(
+            store,
+            &head,
+            keys[0].public_key(),
+            head.timestamp_ms + step,
+            Vec::new(),
+            ledger::SignatureCheck::All,
+        )
+        .expect("block");
         let signing: Vec<(u32, &SigningKey)> = signers.iter().map(|&index| (index, &keys[index as usize])).collect();
         let certificate = CommitCertificate::sign(&chain_id(), head.height + 1, 0, block.hash(), &signing);
         store.commit(&block, &certificate, execution).expect("commit");

@@ -2,7 +2,7 @@ use std::sync::OnceLock;
 
 use consensus::{CommitCertificate, SigningKey};
 use ledger::{
-    BlockReader, BlockWriter, Genesis, GenesisAccount, MemStore, Params, Payload, Transaction, ValidatorInfo,
+    BlockReader, BlockWriter, Genesis, GenesisAccount, MemStore, Params, Payload, Role, Transaction, ValidatorInfo,
     build_block,
 };
 
@@ -54,9 +54,15 @@ fn chain() -> Chain {
 impl Chain {
     fn commit(&self, transactions: Vec<SignedTransaction>) {
         let head = self.store.head().expect("head");
-        let (block, execution) =
-            build_block(&self.store, &head, self.validators[0].public_key(), head.timestamp_ms + 1, transactions)
-                .expect("valid block");
+        let (block, execution) = build_block(
+            &self.store,
+            &head,
+            self.validators[0].public_key(),
+            head.timestamp_ms + 1,
+            transactions,
+            ledger::SignatureCheck::All,
+        )
+        .expect("valid block");
         let signers: Vec<(u32, &SigningKey)> =
             self.validators.iter().take(3).enumerate().map(|(i, k)| (i as u32, k)).collect();
         let certificate = CommitCertificate::sign(&chain_id(), block.header.height, 0, block.hash(), &signers);

@@ -16,14 +16,13 @@ use std::{
 
 use consensus::Digest;
 use jsonrpsee::core::async_trait;
-use ledger::{BlockReader, CertifiedBlock, RocksStore, StateHistory, StoreError, TxError};
+use ledger::{BlockReader, CertifiedBlock, RocksStore, StateHistory, StoreError};
 use rpc::{EvidenceRecord, NodeStatus, Peer, Readiness, SubmitError, SyncState};
 use tokio::sync::{broadcast, watch};
 
 use crate::{
     agreement::AgreementHandle,
     driver::{DriverHandle, Stopped},
-    mempool::AdmitError,
     p2p::NetworkHandle,
     scrub::ScrubHandle,
 };
@@ -123,26 +122,6 @@ impl NodeBackend {
     }
 }
 
-/// The RPC error for a mempool refusal.
-pub fn submit_error(error: AdmitError) -> SubmitError {
-    let message = error.to_string();
-    match error {
-        AdmitError::Invalid(TxError::Malformed(_)) => SubmitError::Malformed(message),
-        AdmitError::Invalid(TxError::BadSignature) => SubmitError::BadSignature,
-        AdmitError::Invalid(TxError::WrongChain { .. }) => SubmitError::WrongChain(message),
-        AdmitError::Invalid(TxError::TooLarge { .. } | TxError::KeySize { .. } | TxError::ValueTooLarge { .. }) => {
-            SubmitError::TooLarge(message)
-        }
-        AdmitError::Invalid(_) => SubmitError::Invalid(message),
-        AdmitError::PermissionDenied(_) => SubmitError::PermissionDenied(message),
-        AdmitError::NonceTooLow { expected, found } => SubmitError::NonceTooLow { expected, found },
-        AdmitError::NonceTooHigh { max, found } => SubmitError::NonceTooHigh { max, found },
-        AdmitError::Duplicate(_) | AdmitError::NonceTaken(_) => SubmitError::AlreadyPending(message),
-        AdmitError::Full(_) | AdmitError::QueueFull { .. } => SubmitError::MempoolFull(message),
-        AdmitError::Store(_) => SubmitError::Unavailable(message),
-    }
-}
-
 #[async_trait]
 impl rpc::Backend for NodeBackend {
     type Store = RocksStore;
@@ -159,7 +138,7 @@ impl rpc::Backend for NodeBackend {
         let verdicts =
             self.driver.submit(vec![transaction]).await.map_err(|error| SubmitError::Unavailable(error.to_string()))?;
         match verdicts.into_iter().next() {
-            Some(verdict) => verdict.map_err(submit_error),
+            Some(verdict) => verdict.map_err(SubmitError::Refused),
             None => Err(SubmitError::Unavailable("no verdict".to_string())),
         }
     }

@@ -5,55 +5,21 @@ use std::sync::Arc;
 
 use consensus::{Digest, Height, PublicKey, SignedVote, View};
 use jsonrpsee::core::async_trait;
-use ledger::{BlockReader, CertifiedBlock, StateHistory};
+use ledger::{AdmitError, BlockReader, CertifiedBlock, StateHistory};
 use tokio::sync::broadcast;
 
 use crate::probes::{Readiness, SyncState};
 
-/// Why a transaction was not admitted; each maps to its own JSON-RPC code.
+/// Why `tx_submit` did not take a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
-    /// Not hex, or not a transaction's encoding.
+    /// Not hex: refused here, before the node sees it.
     #[error("malformed transaction: {0}")]
-    Malformed(String),
-    /// The signature does not verify.
-    #[error("bad signature")]
-    BadSignature,
-    /// Signed for another chain.
-    #[error("wrong chain: {0}")]
-    WrongChain(String),
-    /// The nonce was already used.
-    #[error("nonce {found} is too low: the account's next nonce is {expected}")]
-    NonceTooLow {
-        /// The account's next nonce.
-        expected: u64,
-        /// The transaction's.
-        found: u64,
-    },
-    /// The nonce is too far ahead.
-    #[error("nonce {found} is too high: at most {max} is accepted now")]
-    NonceTooHigh {
-        /// Highest accepted now.
-        max: u64,
-        /// The transaction's.
-        found: u64,
-    },
-    /// The signer lacks the role.
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
-    /// Over a size limit.
-    #[error("too large: {0}")]
-    TooLarge(String),
-    /// The mempool is at a limit; retry after the next block.
-    #[error("mempool full: {0}")]
-    MempoolFull(String),
-    /// Already pending (the same transaction, or another with this nonce).
-    #[error("already pending: {0}")]
-    AlreadyPending(String),
-    /// Some other field is invalid.
-    #[error("invalid transaction: {0}")]
-    Invalid(String),
-    /// The node cannot take transactions now (shutting down, storage failure).
+    NotHex(String),
+    /// The node's admission refused it; each reason maps to its own JSON-RPC code.
+    #[error(transparent)]
+    Refused(#[from] AdmitError),
+    /// The node cannot take transactions now (shutting down).
     #[error("node unavailable: {0}")]
     Unavailable(String),
 }

@@ -6,6 +6,8 @@
 
 use jsonrpsee::types::ErrorObjectOwned;
 
+use ledger::{AdmitError, TxError};
+
 use crate::SubmitError;
 
 /// Params that do not parse (wrong type, bad hex, out of range).
@@ -66,19 +68,71 @@ pub fn unavailable(error: impl std::fmt::Display) -> ErrorObjectOwned {
 
 impl From<SubmitError> for ErrorObjectOwned {
     fn from(failure: SubmitError) -> Self {
-        let code = match &failure {
-            SubmitError::Malformed(_) => MALFORMED_TRANSACTION,
-            SubmitError::BadSignature => BAD_SIGNATURE,
-            SubmitError::WrongChain(_) => WRONG_CHAIN,
-            SubmitError::NonceTooLow { .. } => NONCE_TOO_LOW,
-            SubmitError::NonceTooHigh { .. } => NONCE_TOO_HIGH,
-            SubmitError::PermissionDenied(_) => PERMISSION_DENIED,
-            SubmitError::TooLarge(_) => TOO_LARGE,
-            SubmitError::MempoolFull(_) => MEMPOOL_FULL,
-            SubmitError::AlreadyPending(_) => ALREADY_PENDING,
-            SubmitError::Invalid(_) => INVALID_TRANSACTION,
-            SubmitError::Unavailable(_) => UNAVAILABLE,
+        let refused = match failure {
+            SubmitError::NotHex(_) => return error(MALFORMED_TRANSACTION, failure.to_string()),
+            SubmitError::Unavailable(_) => return error(UNAVAILABLE, failure.to_string()),
+            SubmitError::Refused(AdmitError::Store(store)) => return unavailable(store),
+            SubmitError::Refused(refused) => refused,
         };
-        error(code, failure.to_string())
+        let code = match &refused {
+            AdmitError::Invalid(TxError::Malformed(_)) => MALFORMED_TRANSACTION,
+            AdmitError::Invalid(TxError::BadSignature) => BAD_SIGNATURE,
+            AdmitError::Invalid(TxError::WrongChain { .. }) => WRONG_CHAIN,
+            AdmitError::Invalid(TxError::TooLarge { .. } | TxError::KeySize { .. } | TxError::ValueTooLarge { .. }) => {
+                TOO_LARGE
+            }
+            AdmitError::Invalid(TxError::InvalidValidator(_)) => INVALID_TRANSACTION,
+            AdmitError::PermissionDenied(_) => PERMISSION_DENIED,
+            AdmitError::NonceTooLow { .. } => NONCE_TOO_LOW,
+            AdmitError::NonceTooHigh { .. } => NONCE_TOO_HIGH,
+            AdmitError::Duplicate(_) | AdmitError::NonceTaken(_) => ALREADY_PENDING,
+            AdmitError::Full(_) | AdmitError::QueueFull { .. } => MEMPOOL_FULL,
+            AdmitError::Store(_) => UNAVAILABLE,
+        };
+        error(code, refused.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use consensus::Digest;
+    use ledger::{QueueLimit, Role, StoreError};
+
+    use super::*;
+
+    fn answer(failure: impl Into<SubmitError>) -> (i32, String) {
+        let object = ErrorObjectOwned::from(failure.into());
+        (object.code(), object.message().to_string())
+    }
+
+    #[test]
+    fn each_refusal_has_its_code_and_says_why_once() {
+        let cases = [
+            (AdmitError::Invalid(TxError::Malformed("short".into())), MALFORMED_TRANSACTION),
+            (AdmitError::Invalid(TxError::BadSignature), BAD_SIGNATURE),
+            (AdmitError::Invalid(TxError::TooLarge { size: 9, max: 8 }), TOO_LARGE),
+            (AdmitError::Invalid(TxError::InvalidValidator("empty name".into())), INVALID_TRANSACTION),
+            (AdmitError::PermissionDenied(Role::Transact), PERMISSION_DENIED),
+            (AdmitError::NonceTooLow { expected: 3, found: 1 }, NONCE_TOO_LOW),
+            (AdmitError::NonceTooHigh { max: 9, found: 90 }, NONCE_TOO_HIGH),
+            (AdmitError::Duplicate(Digest([1; 32])), ALREADY_PENDING),
+            (AdmitError::NonceTaken(4), ALREADY_PENDING),
+            (AdmitError::Full("the pool holds mempool.max_txs transactions"), MEMPOOL_FULL),
+            (AdmitError::QueueFull { next: 1, found: 5, limit: QueueLimit::Account }, MEMPOOL_FULL),
+        ];
+        for (refused, code) in cases {
+            let expected = refused.to_string();
+            assert_eq!(answer(refused), (code, expected.clone()));
+            // (The message was once the refusal's own prefixed again: "permission denied:
+            // permission denied: ...", "malformed transaction: malformed transaction: ...".)
+            let words: Vec<&str> = expected.split(": ").collect();
+            assert!(words.len() < 2 || words[0] != words[1], "{expected}");
+        }
+        assert_eq!(
+            answer(SubmitError::NotHex("odd length".into())),
+            (MALFORMED_TRANSACTION, "malformed transaction: odd length".to_string())
+        );
+        let (code, message) = answer(AdmitError::Store(StoreError::Rocks("disk".into())));
+        assert_eq!((code, message.as_str()), (UNAVAILABLE, "node unavailable: rocksdb: disk"));
     }
 }

@@ -17,7 +17,7 @@ use jsonrpsee::{
     Extensions, PendingSubscriptionSink,
     core::{SubscriptionResult, async_trait},
 };
-use ledger::{Address, BlockReader, CertifiedBlock, Role, StateHistory, state::keys};
+use ledger::{Address, AdmitError, BlockReader, CertifiedBlock, Role, StateHistory, state::keys};
 use tokio::sync::{Semaphore, broadcast::error::RecvError};
 
 use crate::{
@@ -294,22 +294,25 @@ impl<B: Backend> SteleApiServer for LedgerApi<B> {
     }
 
     async fn tx_submit(&self, transaction: String) -> RpcResult<Digest> {
-        let bytes = from_hex(&transaction).map_err(SubmitError::Malformed)?;
+        let bytes = from_hex(&transaction).map_err(SubmitError::NotHex)?;
         Ok(self.backend.submit(bytes).await?)
     }
 
     async fn tx_submit_and_wait(&self, transaction: String, timeout_ms: Option<u64>) -> RpcResult<TxStatus> {
         let timeout = Duration::from_millis(timeout_ms.unwrap_or(SUBMIT_WAIT_MAX_MS).min(SUBMIT_WAIT_MAX_MS));
-        let bytes = from_hex(&transaction).map_err(SubmitError::Malformed)?;
+        let bytes = from_hex(&transaction).map_err(SubmitError::NotHex)?;
         // Subscribe before submitting so the commit cannot slip between the two.
         let mut blocks = self.backend.subscribe();
         let hash = match self.backend.submit(bytes.clone()).await {
             Ok(hash) => hash,
             // Submitted before (by this client or gossip): wait for it like a fresh one.
-            Err(SubmitError::AlreadyPending(_)) => {
+            Err(SubmitError::Refused(AdmitError::Duplicate(hash))) => hash,
+            Err(SubmitError::Refused(refused @ AdmitError::NonceTaken(_))) => {
+                // Another transaction with this nonce, unless these very bytes were also
+                // admitted meanwhile (from gossip).
                 let hash = Digest::of(&bytes);
                 if !self.backend.is_pending(hash).await {
-                    return Err(SubmitError::AlreadyPending("another transaction has this nonce".into()).into());
+                    return Err(SubmitError::Refused(refused).into());
                 }
                 hash
             }

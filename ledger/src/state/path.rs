@@ -71,8 +71,15 @@ mod tests {
         let store = MemStore::new(&genesis).expect("store");
         for _ in 0..3 {
             let head = store.head().expect("head");
-            let (block, execution) =
-                build_block(&store, &head, key.public_key(), head.timestamp_ms + 10, Vec::new()).expect("block");
+            let (block, execution) = build_block(
+                &store,
+                &head,
+                key.public_key(),
+                head.timestamp_ms + 10,
+                Vec::new(),
+                crate::SignatureCheck::All,
+            )
+            .expect("block");
             let certificate =
                 CommitCertificate::sign(&genesis.chain_id, head.height + 1, 0, block.hash(), &[(0, &key)]);
             store.commit(&block, &certificate, execution).expect("commit");

@@ -781,8 +781,15 @@ mod checkpoint_tests {
     /// Commits one empty block on the head, certified by the one validator.
     fn commit_block(store: &RocksStore) {
         let head = store.head().expect("head");
-        let (block, execution) =
-            build_block(store, &head, validator().public_key(), head.timestamp_ms + 10, Vec::new()).expect("block");
+        let (block, execution) = build_block(
+            store,
+            &head,
+            validator().public_key(),
+            head.timestamp_ms + 10,
+            Vec::new(),
+            crate::SignatureCheck::All,
+        )
+        .expect("block");
         let key = validator();
         let certificate = CommitCertificate::sign(&genesis().chain_id, head.height + 1, 0, block.hash(), &[(0, &key)]);
         store.commit(&block, &certificate, execution).expect("commit");

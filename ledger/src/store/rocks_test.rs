@@ -39,6 +39,7 @@ fn a_corrupted_value_is_an_error_not_data() {
     let error = crate::execute(
         &store,
         crate::BlockInput { chain_id: &genesis().chain_id, height: 1, timestamp_ms: 2, transactions: &[] },
+        crate::SignatureCheck::All,
     )
     .err()
     .expect("corrupt params");
@@ -117,9 +118,15 @@ mod audit_tamper {
                 })
                 .collect();
             let head = store.head().expect("head");
-            let (block, execution) =
-                build_block(&store, &head, validators[0].public_key(), head.timestamp_ms + 10, transactions)
-                    .expect("valid");
+            let (block, execution) = build_block(
+                &store,
+                &head,
+                validators[0].public_key(),
+                head.timestamp_ms + 10,
+                transactions,
+                crate::SignatureCheck::All,
+            )
+            .expect("valid");
             let signers: Vec<(u32, &SigningKey)> =
                 validators.iter().take(3).enumerate().map(|(i, k)| (i as u32, k)).collect();
             let certificate = CommitCertificate::sign(&genesis().chain_id, height, 0, block.hash(), &signers);
@@ -401,8 +408,15 @@ mod validator_change_index {
                 Vec::new()
             };
             let head = store.head().expect("head");
-            let (block, execution) =
-                build_block(store, &head, keys[0].public_key(), head.timestamp_ms + 10, transactions).expect("valid");
+            let (block, execution) = build_block(
+                store,
+                &head,
+                keys[0].public_key(),
+                head.timestamp_ms + 10,
+                transactions,
+                crate::SignatureCheck::All,
+            )
+            .expect("valid");
             let set = store.validator_set_for(height).expect("set");
             let signers: Vec<(u32, &SigningKey)> = set
                 .members()

@@ -81,7 +81,8 @@ impl TestChain {
         self.clock_ms += 1_000;
         let head = self.store.head().expect("head");
         let proposer = self.validators[(head.height as usize + 1) % self.validators.len()].public_key();
-        build_block(&self.store, &head, proposer, self.clock_ms, transactions).expect("build block")
+        build_block(&self.store, &head, proposer, self.clock_ms, transactions, ledger::SignatureCheck::All)
+            .expect("build block")
     }
 
     /// A certificate signed by the first `signers` validators of the set in force.

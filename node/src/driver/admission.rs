@@ -8,13 +8,13 @@
 use std::sync::Arc;
 
 use consensus::{ChainId, Digest};
-use ledger::{RocksStore, state::read_params};
+use ledger::{AdmitError, RocksStore, state::read_params};
 use libp2p::{PeerId, gossipsub::MessageId};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::Request;
 use crate::{
-    mempool::{AdmitError, Prechecked, precheck},
+    mempool::{Prechecked, precheck},
     p2p::{NetworkEvent, Topic, protocol::TxGossip},
     verified::VerifiedCache,
 };

@@ -265,13 +265,13 @@ impl Driver {
         let Some(honest) = self.proposals.get(&proposal.vote.digest) else { return };
         let transactions = honest.block.transactions.clone();
         let timestamp_ms = honest.block.header.timestamp_ms + 1;
-        let built = ledger::build_block_trusting(
+        let built = ledger::build_block(
             self.store.as_ref(),
             &self.head,
             self.settings.key.public_key(),
             timestamp_ms,
             transactions,
-            |_| true,
+            ledger::SignatureCheck::Unverified(&|_| true),
         );
         let Ok((block, execution)) = built else { return };
         let digest = block.hash();
@@ -344,6 +344,7 @@ impl Driver {
                 self.settings.key.public_key(),
                 timestamp_ms,
                 Vec::new(),
+                ledger::SignatureCheck::All,
             );
             let Ok((block, _)) = built else { return };
             let vote = Vote { kind: VoteKind::PrePrepare, height, view: proposal_view, digest: block.hash() };

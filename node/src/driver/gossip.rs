@@ -4,13 +4,13 @@
 use std::borrow::Cow;
 
 use consensus::{Message, MessageError, Replica, ValidatorSet, Verified};
-use ledger::{Block, BlockReader, StateHistory};
+use ledger::{AdmitError, Block, BlockReader, StateHistory};
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
 use super::{Driver, Error, Input, admission::CheckedGossip, proposals::Unasked};
 use crate::{
-    mempool::{AdmitError, Prechecked},
+    mempool::Prechecked,
     p2p::{
         MessageAcceptance, NetworkEvent, Topic,
         protocol::{ConsensusGossip, Response},

@@ -25,13 +25,15 @@ use consensus::{
     ChainId, CommitCertificate, Digest, Height, Input, Message, Output, Replica, SafetyState, SigningKey, Timer,
     ValidatorSet,
 };
-use ledger::{BlockHeader, BlockReader, CertifiedBlock, RocksStore, StateHistory, StoreError, state::read_params};
+use ledger::{
+    AdmitError, BlockHeader, BlockReader, CertifiedBlock, RocksStore, StateHistory, StoreError, state::read_params,
+};
 use libp2p::PeerId;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::{
-    mempool::{AdmitError, Mempool, MempoolConfig, Prechecked},
+    mempool::{Mempool, MempoolConfig, Prechecked},
     metrics::Metrics,
     p2p::{NetworkHandle, Topic, protocol::TxGossip},
     verified::VerifiedCache,

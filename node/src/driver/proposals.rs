@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use consensus::{CommitCertificate, Digest, Height, PublicKey, ValidatorIndex, Verdict, View};
 use ledger::{
-    Block, BlockError, BlockWriter, Execution, ExecutionError, audit, build_block, build_block_trusting,
-    state::read_params,
+    Block, BlockError, BlockWriter, Execution, ExecutionError, SignatureCheck, audit, build_block, state::read_params,
 };
 use tracing::{debug, error, info, warn};
 
@@ -63,13 +62,20 @@ impl Driver {
         )?;
         let proposer = self.settings.key.public_key();
         // Every reaped transaction passed the mempool's signature check: not checked again.
-        let built = build_block_trusting(self.store.as_ref(), &self.head, proposer, now_ms(), transactions, |_| true)
-            .or_else(|error| {
-                // The mempool only holds transactions that passed the same checks, so this is a
-                // bug or a race with a parameter change; an empty block keeps the chain live.
-                warn!(height, %error, "cannot build a block from the mempool; proposing an empty one");
-                build_block(self.store.as_ref(), &self.head, proposer, now_ms(), Vec::new())
-            });
+        let built = build_block(
+            self.store.as_ref(),
+            &self.head,
+            proposer,
+            now_ms(),
+            transactions,
+            SignatureCheck::Unverified(&|_| true),
+        )
+        .or_else(|error| {
+            // The mempool only holds transactions that passed the same checks, so this is a
+            // bug or a race with a parameter change; an empty block keeps the chain live.
+            warn!(height, %error, "cannot build a block from the mempool; proposing an empty one");
+            build_block(self.store.as_ref(), &self.head, proposer, now_ms(), Vec::new(), SignatureCheck::All)
+        });
         let (block, execution) = match built {
             Ok(built) => built,
             Err(error) => {
@@ -113,10 +119,14 @@ impl Driver {
             // Signatures this node already checked (same bytes, same hash) are not checked
             // again: those its mempool admitted, and any other it verified.
             let known = verified.read();
-            let execution = audit::check_execution_trusting(self.store.as_ref(), block, |tx| {
-                let hash = tx.hash();
-                known.contains(&hash) || mempool.contains(&hash)
-            });
+            let execution = audit::check_execution(
+                self.store.as_ref(),
+                block,
+                SignatureCheck::Unverified(&|tx| {
+                    let hash = tx.hash();
+                    known.contains(&hash) || mempool.contains(&hash)
+                }),
+            );
             match execution {
                 Ok(execution) => Checked::Valid(Box::new(execution)),
                 Err(error) => Checked::Invalid(error.to_string()),
@@ -241,7 +251,7 @@ impl Driver {
         let checked = match proposal.execution {
             Some(execution) => Ok(execution),
             None => audit::check_link(&self.head, &block.header)
-                .and_then(|()| audit::check_execution(self.store.as_ref(), &block)),
+                .and_then(|()| audit::check_execution(self.store.as_ref(), &block, SignatureCheck::All)),
         };
         match checked {
             Ok(execution) => {

@@ -27,8 +27,15 @@ fn genesis() -> Genesis {
 fn commit_blocks<S: StateHistory + BlockWriter + Sync>(store: &S, count: u64) {
     for _ in 0..count {
         let head = store.head().expect("head");
-        let (block, execution) =
-            build_block(store, &head, validator().public_key(), head.timestamp_ms + 10, Vec::new()).expect("block");
+        let (block, execution) = build_block(
+            store,
+            &head,
+            validator().public_key(),
+            head.timestamp_ms + 10,
+            Vec::new(),
+            ledger::SignatureCheck::All,
+        )
+        .expect("block");
         let certificate =
             CommitCertificate::sign(&genesis().chain_id, head.height + 1, 0, block.hash(), &[(0, &validator())]);
         store.commit(&block, &certificate, execution).expect("commit");
@@ -261,9 +268,15 @@ fn with_repair_on_a_tree_node_an_older_block_wrote_is_written_again_from_that_bl
                 _ => Vec::new(),
             };
             let head = store.head().expect("head");
-            let (block, execution) =
-                build_block(&store, &head, validator().public_key(), head.timestamp_ms + 10, transactions)
-                    .expect("block");
+            let (block, execution) = build_block(
+                &store,
+                &head,
+                validator().public_key(),
+                head.timestamp_ms + 10,
+                transactions,
+                ledger::SignatureCheck::All,
+            )
+            .expect("block");
             let certificate =
                 CommitCertificate::sign(&genesis().chain_id, height, 0, block.hash(), &[(0, &validator())]);
             store.commit(&block, &certificate, execution).expect("commit");
@@ -312,7 +325,12 @@ fn both_stores_rewrite_the_genesis_tree_only_from_their_own_genesis() {
 /// The block at `height` re-executed on the state before it.
 fn execution_of<S: StateHistory + BlockReader + Sync>(store: &S, height: Height) -> ledger::Execution {
     let block = store.block(height).expect("read").expect("block").block;
-    ledger::audit::check_execution(&ledger::store::StateAfter { store, height: height - 1 }, &block).expect("executes")
+    ledger::audit::check_execution(
+        &ledger::store::StateAfter { store, height: height - 1 },
+        &block,
+        ledger::SignatureCheck::All,
+    )
+    .expect("executes")
 }
 
 #[test]

@@ -227,7 +227,8 @@ pub fn fill_chain(cluster: &Cluster, index: usize, blocks: Height) {
         .sign(&cluster.faucet);
         let proposer = keys[(height % 4) as usize].public_key();
         let (block, execution) =
-            build_block(&store, &head, proposer, head.timestamp_ms + 1, vec![transaction]).expect("build");
+            build_block(&store, &head, proposer, head.timestamp_ms + 1, vec![transaction], ledger::SignatureCheck::All)
+                .expect("build");
         let validators = store.validator_set_for(height).expect("set");
         assert_eq!(validators.members()[0], keys[0].public_key());
         let certificate = consensus::CommitCertificate::sign(&chain_id(), height, 0, block.hash(), &signers);
