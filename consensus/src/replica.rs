@@ -144,13 +144,17 @@ pub enum Output {
     /// The height is decided: commit the block with this certificate (fetching it if needed),
     /// then give `Input::StartHeight` for the next height.
     Decide(CommitCertificate),
+    /// A quorum certified a later height than the one this replica works on: it is behind and
+    /// must catch up by block sync. Reported once per higher height seen.
+    CertifiedAhead(CommitCertificate),
     /// A validator signed conflicting votes.
     Evidence(Evidence),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 enum Phase {
     /// Working in `view` (its proposal accepted or awaited).
+    #[default]
     Normal,
     /// Asked for `view`, waiting for its NEW-VIEW.
     ViewChange,
@@ -162,9 +166,21 @@ pub struct Replica {
     height: Height,
     validators: Option<ValidatorSet>,
     me: Option<ValidatorIndex>,
+    safety: SafetyState,
+    /// What is known of the height being decided: replaced whole when the next one starts.
+    current: HeightState,
+    highest_certificate_seen: Height,
+    past_certificates: BTreeMap<Height, CommitCertificate>,
+    future: BTreeMap<Height, Vec<Verified<Message>>>,
+    future_count: usize,
+}
+
+/// What a replica knows of one height. A new height starts from [`HeightState::default`], so
+/// nothing of the last one can leak into it.
+#[derive(Default)]
+struct HeightState {
     view: View,
     phase: Phase,
-    safety: SafetyState,
     proposal: Option<Digest>,
     proposal_requested: Option<View>,
     new_view_sent: Option<View>,
@@ -178,10 +194,6 @@ pub struct Replica {
     highest_view_asked: BTreeMap<ValidatorIndex, View>,
     helped: HashSet<(ValidatorIndex, Height, View)>,
     decided: Option<CommitCertificate>,
-    highest_certificate_seen: Height,
-    past_certificates: BTreeMap<Height, CommitCertificate>,
-    future: BTreeMap<Height, Vec<Verified<Message>>>,
-    future_count: usize,
 }
 
 impl Replica {
@@ -192,22 +204,8 @@ impl Replica {
             height: 0,
             validators: None,
             me: None,
-            view: 0,
-            phase: Phase::Normal,
             safety: SafetyState::new(0),
-            proposal: None,
-            proposal_requested: None,
-            new_view_sent: None,
-            accepted_new_view: None,
-            valid: HashSet::new(),
-            invalid: HashSet::new(),
-            validating: HashSet::new(),
-            votes: HashMap::new(),
-            first_votes: HashMap::new(),
-            view_changes: BTreeMap::new(),
-            highest_view_asked: BTreeMap::new(),
-            helped: HashSet::new(),
-            decided: None,
+            current: HeightState::default(),
             highest_certificate_seen: 0,
             past_certificates: BTreeMap::new(),
             future: BTreeMap::new(),
@@ -222,7 +220,7 @@ impl Replica {
 
     /// The current view.
     pub fn view(&self) -> View {
-        self.view
+        self.current.view
     }
 
     /// The leader of (height, view): rotation over the set, so every view has a new leader.
@@ -252,14 +250,14 @@ impl Replica {
             Input::ProposalReady { height, view, digest } => self.on_proposal_ready(height, view, digest, &mut out),
             Input::ValueValidated { height, digest, verdict } => {
                 if height == self.height && self.validators.is_some() {
-                    self.validating.remove(&digest);
+                    self.current.validating.remove(&digest);
                     match verdict {
                         Verdict::Valid => {
-                            self.valid.insert(digest);
+                            self.current.valid.insert(digest);
                             self.try_prepare(&mut out);
                         }
                         Verdict::Invalid => {
-                            self.invalid.insert(digest);
+                            self.current.invalid.insert(digest);
                         }
                         Verdict::NotYet => {}
                     }
@@ -282,7 +280,7 @@ impl Replica {
         if self.validators.is_some() && height <= self.height {
             return;
         }
-        if let Some(certificate) = self.decided.take() {
+        if let Some(certificate) = std::mem::take(&mut self.current).decided {
             self.remember_certificate(certificate);
         }
         self.height = height;
@@ -299,23 +297,10 @@ impl Replica {
             self.safety = SafetyState::new(height);
         }
         self.validators = Some(validators);
-        self.proposal = None;
-        self.proposal_requested = None;
-        self.new_view_sent = None;
-        self.accepted_new_view = None;
-        self.valid.clear();
-        self.invalid.clear();
-        self.validating.clear();
-        self.votes.clear();
-        self.first_votes.clear();
-        self.view_changes.clear();
-        self.highest_view_asked.clear();
-        self.helped.clear();
         // A restarted validator never goes back to a view it worked in (it lost what it had
         // received there): it asks for the next one, as if its timer had fired.
         let restored = self.safety.height == height;
-        self.view = if restored { self.safety.view } else { 0 };
-        self.phase = Phase::Normal;
+        self.current.view = if restored { self.safety.view } else { 0 };
         let restarted = restored && (!self.safety.votes.is_empty() || self.safety.view > 0);
         if restarted {
             self.enter_view_change(self.safety.view + 1, out);
@@ -344,34 +329,41 @@ impl Replica {
     }
 
     fn maybe_request_proposal(&mut self, out: &mut Vec<Output>) {
-        if self.view == 0 && self.phase == Phase::Normal && self.is_leader(0) && self.proposal_requested.is_none() {
-            self.proposal_requested = Some(0);
+        if self.current.view == 0
+            && self.current.phase == Phase::Normal
+            && self.is_leader(0)
+            && self.current.proposal_requested.is_none()
+        {
+            self.current.proposal_requested = Some(0);
             out.push(Output::RequestProposal { height: self.height, view: 0 });
         }
     }
 
     fn on_timer(&mut self, timer: Timer, out: &mut Vec<Output>) {
-        if self.validators.is_none() || timer.height != self.height || timer.view != self.view || self.decided.is_some()
+        if self.validators.is_none()
+            || timer.height != self.height
+            || timer.view != self.current.view
+            || self.current.decided.is_some()
         {
             return;
         }
         // Help for laggards is rate-limited to once per sender and timeout, not once forever:
         // the first answer may have been lost.
-        self.helped.clear();
-        match self.phase {
+        self.current.helped.clear();
+        match self.current.phase {
             // PBFT §4.4: a backup whose timer expires in view v starts a view change to v + 1.
-            Phase::Normal => self.enter_view_change(self.view + 1, out),
+            Phase::Normal => self.enter_view_change(self.current.view + 1, out),
             Phase::ViewChange => {
                 // PBFT §4.5.2: only move past v once 2f+1 asked for v (its leader had its chance);
                 // otherwise ask again, so laggards and lost messages catch up.
-                let asked = self.view_changes.get(&self.view).map_or(0, BTreeMap::len);
+                let asked = self.current.view_changes.get(&self.current.view).map_or(0, BTreeMap::len);
                 if asked >= self.set().quorum() {
-                    self.enter_view_change(self.view + 1, out);
+                    self.enter_view_change(self.current.view + 1, out);
                 } else {
-                    if let Some(mine) = self.my_view_change(self.view) {
+                    if let Some(mine) = self.my_view_change(self.current.view) {
                         out.push(Output::Broadcast(Message::ViewChange(mine)));
                     }
-                    out.push(Output::StartTimer { timer, after_ms: self.timeout_ms(self.view) });
+                    out.push(Output::StartTimer { timer, after_ms: self.timeout_ms(self.current.view) });
                 }
             }
         }
@@ -379,15 +371,15 @@ impl Replica {
 
     fn my_view_change(&self, view: View) -> Option<SignedViewChange> {
         let me = self.me?;
-        self.view_changes.get(&view).and_then(|senders| senders.get(&me)).cloned()
+        self.current.view_changes.get(&view).and_then(|senders| senders.get(&me)).cloned()
     }
 
     /// Moves to `view` in the view-change phase and asks for it.
     fn enter_view_change(&mut self, view: View, out: &mut Vec<Output>) {
-        self.view = view;
-        self.phase = Phase::ViewChange;
-        self.proposal = None;
-        self.accepted_new_view = None;
+        self.current.view = view;
+        self.current.phase = Phase::ViewChange;
+        self.current.proposal = None;
+        self.current.accepted_new_view = None;
         out.push(Output::StartTimer { timer: Timer { height: self.height, view }, after_ms: self.timeout_ms(view) });
         let Some(me) = self.me else { return };
         self.safety.view = self.safety.view.max(view);
@@ -409,7 +401,7 @@ impl Replica {
                 if certificate.height > self.highest_certificate_seen {
                     self.highest_certificate_seen = certificate.height;
                     self.remember_certificate(certificate.clone());
-                    out.push(Output::Decide(certificate.clone()));
+                    out.push(Output::CertifiedAhead(certificate.clone()));
                 }
                 return;
             }
@@ -441,13 +433,13 @@ impl Replica {
     /// syncs the blocks in between.
     fn help_past_height(&mut self, message: &Message, out: &mut Vec<Output>) {
         let (Some(sender), height) = (message.sender(), message.height()) else { return };
-        let certificate = match &self.decided {
+        let certificate = match &self.current.decided {
             Some(certificate) if certificate.height == height => Some(certificate),
             _ => self.past_certificates.get(&height).or_else(|| self.past_certificates.values().next_back()),
         };
         if let Some(certificate) = certificate
             && certificate.height >= height
-            && self.helped.insert((sender, height, 0))
+            && self.current.helped.insert((sender, height, 0))
         {
             out.push(Output::Send { to: sender, message: Message::Decided(certificate.clone()) });
         }
@@ -457,26 +449,31 @@ impl Replica {
     /// evidence) or one too far ahead.
     fn record_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) -> bool {
         let key = (vote.validator, vote.vote.kind, vote.vote.view);
-        if vote.vote.view > self.view + VIEW_WINDOW {
+        if vote.vote.view > self.current.view + VIEW_WINDOW {
             return false;
         }
-        if let Some(first) = self.first_votes.get(&key) {
+        if let Some(first) = self.current.first_votes.get(&key) {
             if first.vote.digest != vote.vote.digest {
                 out.push(Output::Evidence(Evidence { first: *first, second: vote }));
             }
             return false;
         }
-        self.first_votes.insert(key, vote);
-        self.votes.entry((vote.vote.kind, vote.vote.view, vote.vote.digest)).or_default().insert(vote.validator, vote);
+        self.current.first_votes.insert(key, vote);
+        self.current
+            .votes
+            .entry((vote.vote.kind, vote.vote.view, vote.vote.digest))
+            .or_default()
+            .insert(vote.validator, vote);
         true
     }
 
     fn count(&self, kind: VoteKind, view: View, digest: Digest) -> usize {
-        self.votes.get(&(kind, view, digest)).map_or(0, BTreeMap::len)
+        self.current.votes.get(&(kind, view, digest)).map_or(0, BTreeMap::len)
     }
 
     fn signatures(&self, kind: VoteKind, view: View, digest: Digest) -> Vec<VoteSignature> {
-        self.votes
+        self.current
+            .votes
             .get(&(kind, view, digest))
             .map(|votes| {
                 votes
@@ -497,27 +494,27 @@ impl Replica {
         if !self.record_vote(proposal, out) {
             return;
         }
-        if self.view == 0 && self.phase == Phase::Normal {
+        if self.current.view == 0 && self.current.phase == Phase::Normal {
             self.accept_proposal(proposal.vote.digest, out);
         }
     }
 
     fn accept_proposal(&mut self, digest: Digest, out: &mut Vec<Output>) {
-        if self.proposal.is_some() {
+        if self.current.proposal.is_some() {
             return;
         }
-        self.proposal = Some(digest);
-        if self.valid.contains(&digest) {
+        self.current.proposal = Some(digest);
+        if self.current.valid.contains(&digest) {
             self.try_prepare(out);
-        } else if !self.invalid.contains(&digest) && self.validating.insert(digest) {
-            out.push(Output::ValidateValue { height: self.height, view: self.view, digest });
+        } else if !self.current.invalid.contains(&digest) && self.current.validating.insert(digest) {
+            out.push(Output::ValidateValue { height: self.height, view: self.current.view, digest });
         }
     }
 
     /// Signs a vote after persisting it; refuses anything that would contradict an earlier vote.
     fn sign_vote(&mut self, kind: VoteKind, digest: Digest, out: &mut Vec<Output>) -> Option<SignedVote> {
         let me = self.me?;
-        let vote = Vote { kind, height: self.height, view: self.view, digest };
+        let vote = Vote { kind, height: self.height, view: self.current.view, digest };
         if self.safety.voted(&vote).is_some() {
             // Already signed this (kind, view): never a second, different one.
             return None;
@@ -528,11 +525,11 @@ impl Replica {
     }
 
     fn try_prepare(&mut self, out: &mut Vec<Output>) {
-        if self.phase != Phase::Normal || self.decided.is_some() {
+        if self.current.phase != Phase::Normal || self.current.decided.is_some() {
             return;
         }
-        let Some(digest) = self.proposal else { return };
-        if !self.valid.contains(&digest) {
+        let Some(digest) = self.current.proposal else { return };
+        if !self.current.valid.contains(&digest) {
             return;
         }
         if let Some(vote) = self.sign_vote(VoteKind::Prepare, digest, out) {
@@ -547,26 +544,28 @@ impl Replica {
             return;
         }
         match vote.vote.kind {
-            VoteKind::Prepare if vote.vote.view == self.view => self.try_commit(out),
+            VoteKind::Prepare if vote.vote.view == self.current.view => self.try_commit(out),
             VoteKind::Commit => self.try_decide(vote.vote.view, vote.vote.digest, out),
             _ => {}
         }
     }
 
     fn try_commit(&mut self, out: &mut Vec<Output>) {
-        if self.phase != Phase::Normal || self.decided.is_some() {
+        if self.current.phase != Phase::Normal || self.current.decided.is_some() {
             return;
         }
-        let Some(digest) = self.proposal else { return };
+        let Some(digest) = self.current.proposal else { return };
         // PBFT §4.2: prepared once the proposal is accepted and 2f+1 matching PREPAREs arrived.
-        if !self.valid.contains(&digest) || self.count(VoteKind::Prepare, self.view, digest) < self.set().quorum() {
+        if !self.current.valid.contains(&digest)
+            || self.count(VoteKind::Prepare, self.current.view, digest) < self.set().quorum()
+        {
             return;
         }
         let certificate = PreparedCertificate {
             height: self.height,
-            view: self.view,
+            view: self.current.view,
             digest,
-            signatures: self.signatures(VoteKind::Prepare, self.view, digest),
+            signatures: self.signatures(VoteKind::Prepare, self.current.view, digest),
         };
         // Only a voting validator keeps it: an abstaining one's safety state is that of a later
         // height, which a certificate of this one must not replace.
@@ -576,13 +575,13 @@ impl Replica {
         if let Some(vote) = self.sign_vote(VoteKind::Commit, digest, out) {
             out.push(Output::Broadcast(Message::Commit(vote)));
             self.record_vote(vote, out);
-            self.try_decide(self.view, digest, out);
+            self.try_decide(self.current.view, digest, out);
         }
     }
 
     fn try_decide(&mut self, view: View, digest: Digest, out: &mut Vec<Output>) {
         // PBFT §4.2: committed once 2f+1 matching COMMITs arrived, in any view of the height.
-        if self.decided.is_some() || self.count(VoteKind::Commit, view, digest) < self.set().quorum() {
+        if self.current.decided.is_some() || self.count(VoteKind::Commit, view, digest) < self.set().quorum() {
             return;
         }
         let certificate = CommitCertificate {
@@ -596,26 +595,26 @@ impl Replica {
     }
 
     fn decide(&mut self, certificate: CommitCertificate, out: &mut Vec<Output>) {
-        if self.decided.is_some() || certificate.height != self.height {
+        if self.current.decided.is_some() || certificate.height != self.height {
             return;
         }
         self.highest_certificate_seen = self.highest_certificate_seen.max(certificate.height);
-        self.decided = Some(certificate.clone());
+        self.current.decided = Some(certificate.clone());
         out.push(Output::Decide(certificate));
     }
 
     fn record_view_change(&mut self, signed: SignedViewChange, out: &mut Vec<Output>) {
         let view = signed.view_change.view;
         let sender = signed.validator;
-        if view > self.view + VIEW_WINDOW {
+        if view > self.current.view + VIEW_WINDOW {
             return;
         }
-        let senders = self.view_changes.entry(view).or_default();
+        let senders = self.current.view_changes.entry(view).or_default();
         if senders.contains_key(&sender) {
             return;
         }
         senders.insert(sender, signed);
-        let highest = self.highest_view_asked.entry(sender).or_insert(view);
+        let highest = self.current.highest_view_asked.entry(sender).or_insert(view);
         *highest = (*highest).max(view);
         self.try_join_view_change(out);
         self.try_new_view(out);
@@ -623,13 +622,13 @@ impl Replica {
 
     fn on_view_change(&mut self, signed: SignedViewChange, out: &mut Vec<Output>) {
         let (sender, view) = (signed.validator, signed.view_change.view);
-        if view < self.view || (view == self.view && self.phase == Phase::Normal) {
+        if view < self.current.view || (view == self.current.view && self.current.phase == Phase::Normal) {
             // The sender lags: give it what moved this replica on, once per view it asks for.
-            if self.helped.insert((sender, self.height, view)) {
+            if self.current.helped.insert((sender, self.height, view)) {
                 if let Some(mine) = self.my_view_change(view) {
                     out.push(Output::Send { to: sender, message: Message::ViewChange(mine) });
                 }
-                match (&self.accepted_new_view, self.my_view_change(self.view)) {
+                match (&self.current.accepted_new_view, self.my_view_change(self.current.view)) {
                     (Some(new_view), _) => out.push(Output::Send { to: sender, message: new_view.clone() }),
                     (None, Some(mine)) => out.push(Output::Send { to: sender, message: Message::ViewChange(mine) }),
                     (None, None) => {}
@@ -642,9 +641,10 @@ impl Replica {
     /// PBFT §4.5.2: once f+1 validators ask for views above ours, at least one honest one timed
     /// out, so join the smallest view that f+1 of them ask for (no view-change storms).
     fn try_join_view_change(&mut self, out: &mut Vec<Output>) {
-        let mut above: Vec<View> = self.highest_view_asked.values().copied().filter(|view| *view > self.view).collect();
+        let mut above: Vec<View> =
+            self.current.highest_view_asked.values().copied().filter(|view| *view > self.current.view).collect();
         let needed = self.set().max_faulty() + 1;
-        if above.len() < needed || self.decided.is_some() {
+        if above.len() < needed || self.current.decided.is_some() {
             return;
         }
         above.sort_unstable_by(|a, b| b.cmp(a));
@@ -661,11 +661,12 @@ impl Replica {
     /// The new leader, holding 2f+1 VIEW-CHANGEs for its view, starts it (PBFT §4.4): it must
     /// re-propose the highest prepared value among them; with none it proposes a fresh block.
     fn try_new_view(&mut self, out: &mut Vec<Output>) {
-        let view = self.view;
-        if self.phase != Phase::ViewChange || !self.is_leader(view) || self.new_view_sent == Some(view) {
+        let view = self.current.view;
+        if self.current.phase != Phase::ViewChange || !self.is_leader(view) || self.current.new_view_sent == Some(view)
+        {
             return;
         }
-        let Some(senders) = self.view_changes.get(&view) else { return };
+        let Some(senders) = self.current.view_changes.get(&view) else { return };
         if senders.len() < self.set().quorum() {
             return;
         }
@@ -675,8 +676,8 @@ impl Replica {
                 self.send_new_view(digest, out);
             }
             None => {
-                if self.proposal_requested != Some(view) {
-                    self.proposal_requested = Some(view);
+                if self.current.proposal_requested != Some(view) {
+                    self.current.proposal_requested = Some(view);
                     out.push(Output::RequestProposal { height: self.height, view });
                 }
             }
@@ -684,12 +685,16 @@ impl Replica {
     }
 
     fn on_proposal_ready(&mut self, height: Height, view: View, digest: Digest, out: &mut Vec<Output>) {
-        if self.validators.is_none() || height != self.height || view != self.view || self.decided.is_some() {
+        if self.validators.is_none()
+            || height != self.height
+            || view != self.current.view
+            || self.current.decided.is_some()
+        {
             return;
         }
         // The leader built this block itself: it is valid by construction.
-        self.valid.insert(digest);
-        match self.phase {
+        self.current.valid.insert(digest);
+        match self.current.phase {
             Phase::Normal if view == 0 && self.is_leader(0) => {
                 if let Some(vote) = self.sign_vote(VoteKind::PrePrepare, digest, out) {
                     out.push(Output::Broadcast(Message::PrePrepare(vote)));
@@ -703,11 +708,11 @@ impl Replica {
     }
 
     fn send_new_view(&mut self, digest: Digest, out: &mut Vec<Output>) {
-        let view = self.view;
+        let view = self.current.view;
         let Some(vote) = self.sign_vote(VoteKind::PrePrepare, digest, out) else { return };
-        self.new_view_sent = Some(view);
+        self.current.new_view_sent = Some(view);
         let view_changes: Vec<SignedViewChange> =
-            self.view_changes.get(&view).map(|senders| senders.values().cloned().collect()).unwrap_or_default();
+            self.current.view_changes.get(&view).map(|senders| senders.values().cloned().collect()).unwrap_or_default();
         let message = Message::NewView { proposal: vote, view_changes };
         out.push(Output::Broadcast(message.clone()));
         self.record_vote(vote, out);
@@ -716,7 +721,7 @@ impl Replica {
 
     fn on_new_view(&mut self, proposal: SignedVote, view_changes: Vec<SignedViewChange>, out: &mut Vec<Output>) {
         let view = proposal.vote.view;
-        if view < self.view || (view == self.view && self.phase == Phase::Normal) || view == 0 {
+        if view < self.current.view || (view == self.current.view && self.current.phase == Phase::Normal) || view == 0 {
             return;
         }
         if proposal.validator != Self::leader(self.set(), self.height, view) {
@@ -739,25 +744,29 @@ impl Replica {
         let message = Message::NewView { proposal, view_changes: view_changes.clone() };
         for signed in view_changes {
             let view_change_view = signed.view_change.view;
-            if !self.view_changes.get(&view_change_view).is_some_and(|senders| senders.contains_key(&signed.validator))
+            if !self
+                .current
+                .view_changes
+                .get(&view_change_view)
+                .is_some_and(|senders| senders.contains_key(&signed.validator))
             {
-                self.view_changes.entry(view_change_view).or_default().insert(signed.validator, signed);
+                self.current.view_changes.entry(view_change_view).or_default().insert(signed.validator, signed);
             }
         }
-        self.view = view;
+        self.current.view = view;
         self.start_new_view(proposal.vote.digest, message, out);
     }
 
     fn start_new_view(&mut self, digest: Digest, message: Message, out: &mut Vec<Output>) {
-        self.phase = Phase::Normal;
-        self.proposal = None;
-        self.accepted_new_view = Some(message);
-        if self.me.is_some() && self.safety.view < self.view {
-            self.safety.view = self.view;
+        self.current.phase = Phase::Normal;
+        self.current.proposal = None;
+        self.current.accepted_new_view = Some(message);
+        if self.me.is_some() && self.safety.view < self.current.view {
+            self.safety.view = self.current.view;
         }
         out.push(Output::StartTimer {
-            timer: Timer { height: self.height, view: self.view },
-            after_ms: self.timeout_ms(self.view),
+            timer: Timer { height: self.height, view: self.current.view },
+            after_ms: self.timeout_ms(self.current.view),
         });
         self.accept_proposal(digest, out);
         self.try_commit(out);

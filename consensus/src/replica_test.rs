@@ -394,3 +394,16 @@ fn a_validator_whose_safety_state_is_ahead_of_its_chain_abstains_until_it_catche
         ]
     );
 }
+
+#[test]
+fn a_certificate_for_a_later_height_says_the_replica_is_behind_once_not_that_it_decided() {
+    let net = net();
+    let mut backup = net.start(2);
+    let digest = Digest::of(b"block 3");
+    let signers: Vec<(u32, &SigningKey)> = (0..3).map(|index| (index as u32, &net.keys[index])).collect();
+    let certificate = CommitCertificate::sign(&net.chain_id, 3, 0, digest, &signers);
+    let message = Message::Decided(certificate.clone());
+    assert_eq!(backup.handle(net.verified(message.clone())), vec![Output::CertifiedAhead(certificate)]);
+    assert_eq!(backup.handle(net.verified(message)), vec![], "reported once");
+    assert_eq!(backup.height(), 1);
+}

@@ -478,7 +478,8 @@ impl Simulation {
                     let input = Input::ValueValidated { height, digest, verdict };
                     self.schedule(after, Event::Drive { process, incarnation, input });
                 }
-                Output::Decide(certificate) => self.decide(process, certificate),
+                // Behind: block sync brings the heights up to the certificate's.
+                Output::Decide(certificate) | Output::CertifiedAhead(certificate) => self.decide(process, certificate),
                 Output::Evidence(_) => self.evidence += 1,
             }
             if self.violation.is_some() {

@@ -401,6 +401,15 @@ impl Driver {
                 }
             }
             Output::Decide(certificate) => self.on_decide(certificate)?,
+            Output::CertifiedAhead(certificate) => {
+                // Behind: block sync catches up from the peers' heads.
+                debug!(
+                    height = certificate.height,
+                    head = self.head.height,
+                    "a later height is certified; asking peers for their heads"
+                );
+                self.network.ask_heads();
+            }
             Output::Evidence(evidence) => self.on_evidence(evidence)?,
         }
         Ok(())
