@@ -1,12 +1,13 @@
 //! `block`: bytes as a `Block` (a proposal's body) and as a `CertifiedBlock` (what block sync
 //! receives and the store keeps). A decoded certified block takes the path of every block from
-//! outside (`ledger::audit::apply_certified_block`: link to the head, transaction root,
+//! outside (`ledger::validate::apply_certified_block`: link to the head, transaction root,
 //! certificate against the set in force at its height, re-execution); a certificate that
 //! verifies for anything but the fixture's own blocks would be a forgery.
 
 use ledger::{
     Block, BlockReader, CertifiedBlock, MemStore, StateHistory,
-    audit::{self, apply_certified_block, audit_chain},
+    audit::audit_chain,
+    validate::{self, apply_certified_block},
 };
 
 use super::{
@@ -33,14 +34,14 @@ pub fn check_block(block: &Block) -> Depth {
         let _ = transaction::check(transaction, &transaction.encode());
     }
     let _ = rpc::types::Header::new(header, block.transactions.len());
-    if audit::check_tx_root(block).is_err() {
+    if validate::check_tx_root(block).is_err() {
         return Depth::Rejected;
     }
     let head = fixture.store.head().expect("the fixture has a head");
-    if audit::check_link(&head, header).is_err() {
+    if validate::check_link(&head, header).is_err() {
         return Depth::Rejected;
     }
-    match audit::check_execution(&fixture.store, block, ledger::SignatureCheck::All) {
+    match validate::check_execution(&fixture.store, block, ledger::SignatureCheck::All) {
         Ok(execution) => {
             assert_eq!(execution.tx_hashes, block.tx_hashes());
             Depth::Accepted
@@ -60,7 +61,7 @@ pub fn check_certified(certified: &CertifiedBlock) -> Depth {
         return Depth::Rejected;
     }
     let validators = fixture.store.validator_set_for(height).expect("the fixture knows every set up to head + 1");
-    if audit::check_certificate(block, &certified.certificate, &validators).is_err() {
+    if validate::check_certificate(block, &certified.certificate, &validators).is_err() {
         return Depth::Rejected;
     }
     // Only the fixture's keys ever signed, and on this chain only its own blocks: a certificate

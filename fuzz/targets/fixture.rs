@@ -131,7 +131,7 @@ impl Fixture {
         let mut blocks = Vec::new();
         for body in bodies {
             let certified = build_next(&chain_id, &validator_keys, &store, body);
-            let execution = ledger::audit::check_execution(&store, &certified.block, ledger::SignatureCheck::All)
+            let execution = ledger::validate::check_execution(&store, &certified.block, ledger::SignatureCheck::All)
                 .expect("the fixture's blocks execute");
             store.commit(&certified.block, &certified.certificate, execution).expect("the fixture commits");
             blocks.push(certified);

@@ -28,10 +28,10 @@ mod role;
 pub mod state;
 pub mod store;
 mod transaction;
+pub mod validate;
 
 pub use address::Address;
 pub use admission::{AdmitError, QueueLimit};
-pub use audit::BlockError;
 pub use block::{Block, BlockHeader, CertifiedBlock};
 pub use execute::{BlockInput, Execution, ExecutionError, SignatureCheck, execute, verify_signatures};
 pub use genesis::{Genesis, GenesisAccount, GenesisError};
@@ -42,6 +42,7 @@ pub use role::{Role, Roles};
 pub use state::{Account, StateProof, StateReader, ValidatorInfo, ValidatorSchedule};
 pub use store::{BlockReader, BlockWriter, MemStore, RocksStore, StateHistory, StoreError, StoreOptions, TxLocation};
 pub use transaction::{Payload, SignedTransaction, Transaction, TxError};
+pub use validate::BlockError;
 
 /// Every error this crate returns, for callers that handle them alike.
 #[derive(Debug, thiserror::Error)]

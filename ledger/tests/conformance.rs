@@ -182,16 +182,16 @@ fn certified_blocks_replay_onto_another_store_and_tampering_changes_nothing() {
 
     let mut forged = blocks[0].clone();
     forged.certificate.signatures.truncate(2);
-    let error = ledger::audit::apply_certified_block(&replica, &forged).expect_err("two signatures of four");
+    let error = ledger::validate::apply_certified_block(&replica, &forged).expect_err("two signatures of four");
     assert!(error.to_string().contains("certificate"), "{error}");
     let mut reordered = blocks[0].clone();
     reordered.block.transactions.swap(0, 2);
-    assert!(ledger::audit::apply_certified_block(&replica, &reordered).is_err());
-    assert!(ledger::audit::apply_certified_block(&replica, &blocks[1]).is_err(), "out of order");
+    assert!(ledger::validate::apply_certified_block(&replica, &reordered).is_err());
+    assert!(ledger::validate::apply_certified_block(&replica, &blocks[1]).is_err(), "out of order");
     assert_eq!(replica.head().expect("head").height, 0, "nothing was written");
 
     for certified in &blocks {
-        ledger::audit::apply_certified_block(&replica, certified).expect("applies");
+        ledger::validate::apply_certified_block(&replica, certified).expect("applies");
     }
     assert_eq!(replica.head().expect("head"), source.head().expect("head"));
     assert_eq!(replica.receipts(3).expect("read"), source.receipts(3).expect("read"));

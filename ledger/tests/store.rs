@@ -7,7 +7,7 @@ use common::{TestChain, key, transfer};
 use consensus::Digest;
 use ledger::{
     Address, BlockReader, BlockWriter, RocksStore, StateHistory, StateReader, StoreError, StoreOptions, TxLocation,
-    audit, state::keys,
+    state::keys, validate,
 };
 
 #[test]
@@ -182,13 +182,13 @@ fn a_replayed_chain_passes_every_audit_check() {
     for certified in &blocks {
         let previous = replica.head().expect("head");
         let block = &certified.block;
-        audit::check_link(&previous, &block.header).expect("link");
-        audit::check_tx_root(block).expect("tx root");
+        validate::check_link(&previous, &block.header).expect("link");
+        validate::check_tx_root(block).expect("tx root");
         let validators = replica.validator_set_for(block.header.height).expect("set");
-        audit::check_certificate(block, &certified.certificate, &validators).expect("certificate");
-        let execution = audit::check_execution(&replica, block, ledger::SignatureCheck::All).expect("execution");
+        validate::check_certificate(block, &certified.certificate, &validators).expect("certificate");
+        let execution = validate::check_execution(&replica, block, ledger::SignatureCheck::All).expect("execution");
         let stored = chain.store.receipts(block.header.height).expect("read").expect("stored");
-        audit::check_receipts(block.header.height, &stored, &execution.receipts).expect("receipts");
+        validate::check_receipts(block.header.height, &stored, &execution.receipts).expect("receipts");
         replica.commit(block, &certified.certificate, execution).expect("commit");
     }
     assert_eq!(replica.head().expect("head"), chain.store.head().expect("head"));
@@ -205,28 +205,28 @@ fn audit_checks_name_what_was_tampered() {
     let mut tampered_tx = certified.block.clone();
     tampered_tx.transactions.swap(0, 1);
     assert!(matches!(
-        audit::check_tx_root(&tampered_tx),
+        validate::check_tx_root(&tampered_tx),
         Err(ledger::BlockError::RootMismatch { field: "tx_root", .. })
     ));
 
     let mut tampered_header = certified.block.clone();
     tampered_header.header.timestamp_ms += 1;
     assert!(matches!(
-        audit::check_certificate(&tampered_header, &certified.certificate, &validators),
+        validate::check_certificate(&tampered_header, &certified.certificate, &validators),
         Err(ledger::BlockError::Certificate { height: 1, .. })
     ));
 
     let mut tampered_signature = certified.certificate.clone();
     tampered_signature.signatures[1].signature.0[5] ^= 1;
     assert!(matches!(
-        audit::check_certificate(&certified.block, &tampered_signature, &validators),
+        validate::check_certificate(&certified.block, &tampered_signature, &validators),
         Err(ledger::BlockError::Certificate { height: 1, .. })
     ));
 
     let mut broken_link = certified.block.header.clone();
     broken_link.previous_hash = Digest::ZERO;
-    assert!(matches!(audit::check_link(&genesis_header, &broken_link), Err(ledger::BlockError::BrokenLink { .. })));
+    assert!(matches!(validate::check_link(&genesis_header, &broken_link), Err(ledger::BlockError::BrokenLink { .. })));
 
     // Re-executing on the wrong state (the committed one, not the parent's) is refused.
-    assert!(audit::check_execution(&chain.store, &certified.block, ledger::SignatureCheck::All).is_err());
+    assert!(validate::check_execution(&chain.store, &certified.block, ledger::SignatureCheck::All).is_err());
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use consensus::{Digest, Height};
 use ledger::{
     Block, BlockHeader, BlockReader, CertifiedBlock, Genesis, MemStore, RocksStore, SignedTransaction, StoreOptions,
-    audit::apply_certified_block,
+    validate::apply_certified_block,
 };
 use rpc::{api::SteleApiClient, types};
 use serde::Serialize;

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use consensus::{CommitCertificate, Digest, Height, PublicKey, ValidatorIndex, Verdict, View};
 use ledger::{
-    Block, BlockError, BlockWriter, Execution, ExecutionError, SignatureCheck, audit, build_block, state::read_params,
+    Block, BlockError, BlockWriter, Execution, ExecutionError, SignatureCheck, build_block, state::read_params,
+    validate,
 };
 use tracing::{debug, error, info, warn};
 
@@ -104,7 +105,7 @@ impl Driver {
             if block.header.height != height {
                 return Checked::Invalid(format!("block is for height {}, proposed at {height}", block.header.height));
             }
-            if let Err(error) = audit::check_link(&head, &block.header) {
+            if let Err(error) = validate::check_link(&head, &block.header) {
                 return Checked::Invalid(error.to_string());
             }
             if self.validators.index_of(&block.header.proposer).is_none() {
@@ -119,7 +120,7 @@ impl Driver {
             // Signatures this node already checked (same bytes, same hash) are not checked
             // again: those its mempool admitted, and any other it verified.
             let known = verified.read();
-            let execution = audit::check_execution(
+            let execution = validate::check_execution(
                 self.store.as_ref(),
                 block,
                 SignatureCheck::Unverified(&|tx| {
@@ -250,8 +251,8 @@ impl Driver {
         // certificate names. Its timestamp is not judged: the validators agreed on it.
         let checked = match proposal.execution {
             Some(execution) => Ok(execution),
-            None => audit::check_link(&self.head, &block.header)
-                .and_then(|()| audit::check_execution(self.store.as_ref(), &block, SignatureCheck::All)),
+            None => validate::check_link(&self.head, &block.header)
+                .and_then(|()| validate::check_execution(self.store.as_ref(), &block, SignatureCheck::All)),
         };
         match checked {
             Ok(execution) => {

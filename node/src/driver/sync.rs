@@ -18,7 +18,7 @@ use std::{
 };
 
 use consensus::Height;
-use ledger::{CertifiedBlock, StoreError, audit::ApplyError};
+use ledger::{CertifiedBlock, StoreError, validate::ApplyError};
 use libp2p::PeerId;
 use tracing::{debug, info, warn};
 
@@ -266,7 +266,7 @@ impl Driver {
             if height <= self.head.height {
                 continue;
             }
-            match ledger::audit::apply_certified_block(self.store.as_ref(), &certified) {
+            match ledger::validate::apply_certified_block(self.store.as_ref(), &certified) {
                 Ok(()) => self.after_commit(certified)?,
                 Err(ApplyError::Block(error)) => {
                     warn!(%peer, height, %error, "peer sent an invalid block");

@@ -6,7 +6,7 @@
 //! head, on a thread of the blocking pool (never on the async workers the consensus driver
 //! needs). At each height ([`check_height`]): the block against its header, the hash link to
 //! the previous header, the transaction root and the certificate under the validator set in
-//! force (the checks of [`ledger::audit`] that `stele audit` uses), the receipts against the
+//! force (the checks of [`ledger::validate`] that `stele audit` uses), the receipts against the
 //! certified receipts root and the transactions, the block-hash and transaction indexes, and at
 //! sampled heights the state against the certified state root (Jellyfish Merkle proofs of the
 //! validator schedule, of the last-block record every block writes, and of every sender's
@@ -33,8 +33,8 @@ use std::{
 
 use consensus::Height;
 use ledger::{
-    BlockError, BlockWriter, CertifiedBlock, Genesis, StateHistory, StoreError, TxLocation, audit, state::keys,
-    store::schema,
+    BlockError, BlockWriter, CertifiedBlock, Genesis, StateHistory, StoreError, TxLocation, state::keys, store::schema,
+    validate,
 };
 use libp2p::PeerId;
 use rpc::types::{ScrubDamage, ScrubStatus};
@@ -145,17 +145,17 @@ pub fn check_height<S: StateHistory>(store: &S, height: Height, sample_state: bo
     };
     if let Some(certified) = &certified {
         let block = &certified.block;
-        let mut audit_checks = Vec::new();
+        let mut checks = Vec::new();
         // A damaged previous header is reported at its own height.
         if let Ok(Some(previous)) = store.header(height - 1) {
-            audit_checks.push(audit::check_link(&previous, &block.header));
+            checks.push(validate::check_link(&previous, &block.header));
         }
-        audit_checks.push(audit::check_tx_root(block));
+        checks.push(validate::check_tx_root(block));
         match store.validator_set_for(height) {
-            Ok(validators) => audit_checks.push(audit::check_certificate(block, &certified.certificate, &validators)),
+            Ok(validators) => checks.push(validate::check_certificate(block, &certified.certificate, &validators)),
             Err(error) => findings.store_error(error, schema::TREE_VALUES),
         }
-        let failed: Vec<BlockError> = audit_checks.into_iter().filter_map(Result::err).collect();
+        let failed: Vec<BlockError> = checks.into_iter().filter_map(Result::err).collect();
         findings.block_intact = failed.is_empty();
         for error in failed {
             findings.report(column_of_block_error(&error), error.to_string());

@@ -42,7 +42,7 @@ pub fn rederive<S: StateHistory + BlockWriter + Sync>(store: &S, height: Height)
     };
     let state = StateAfter { store, height: height - 1 };
     // Every root in the header must come out again, so the receipts are the certified ones.
-    let execution = ledger::audit::check_execution(&state, &certified.block, ledger::SignatureCheck::All)?;
+    let execution = ledger::validate::check_execution(&state, &certified.block, ledger::SignatureCheck::All)?;
     store.rewrite_derived(height, &execution)?;
     Ok(())
 }

@@ -325,7 +325,7 @@ fn both_stores_rewrite_the_genesis_tree_only_from_their_own_genesis() {
 /// The block at `height` re-executed on the state before it.
 fn execution_of<S: StateHistory + BlockReader + Sync>(store: &S, height: Height) -> ledger::Execution {
     let block = store.block(height).expect("read").expect("block").block;
-    ledger::audit::check_execution(
+    ledger::validate::check_execution(
         &ledger::store::StateAfter { store, height: height - 1 },
         &block,
         ledger::SignatureCheck::All,
