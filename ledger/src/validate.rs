@@ -5,6 +5,8 @@
 
 use consensus::{CertificateError, ChainId, CommitCertificate, Digest, Height, ValidatorSet};
 
+use crate::SignatureCheck;
+
 use crate::{Block, BlockHeader, Execution, ExecutionError, Receipt, StateReader};
 
 /// Why a block does not belong on the chain.
@@ -204,4 +206,137 @@ where
     let execution = check_execution(store, block, crate::SignatureCheck::All)?;
     store.commit(block, &certified.certificate, execution)?;
     Ok(())
+}
+
+/// How far ahead of a validator's clock a proposed block's timestamp may be (ms).
+pub const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
+
+/// Why a validator refuses a block proposed for a height: a fault of the block, never of
+/// timing (a block that is only early is [`ProposalVerdict::Early`]).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[error("the block proposed at height {height} is refused: {reason}")]
+pub struct ProposalRejected {
+    /// The height it was proposed at.
+    pub height: Height,
+    /// What is wrong with it.
+    pub reason: RejectReason,
+}
+
+/// What is wrong with a proposed block.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum RejectReason {
+    /// Its header is for another height.
+    #[error("its header is for height {block}")]
+    WrongHeight {
+        /// The header's height.
+        block: Height,
+    },
+    /// Its header names a proposer outside the validator set.
+    #[error("its proposer is not a validator")]
+    ProposerNotValidator,
+    /// It does not follow the head, or does not execute to its header.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+}
+
+/// What the proposal rules say of a block.
+pub enum ProposalVerdict {
+    /// Valid: its execution, ready to commit once decided.
+    Valid(Box<Execution>),
+    /// Its timestamp is more than [`CLOCK_DRIFT_MAX_MS`] ahead of `now_ms`: no fault (a
+    /// leader's clock may run a little ahead), to be checked again from `until_ms`.
+    Early {
+        /// This node's clock reading from which the timestamp is acceptable.
+        until_ms: u64,
+    },
+    /// Refused.
+    Rejected(ProposalRejected),
+}
+
+/// The rules a validator applies to a block proposed at `height` on `head` before voting for
+/// it, cheap checks first and execution last: the header's height, its link to the head, its
+/// proposer in `validators`, its timestamp against this node's clock `now_ms`, then
+/// [`check_execution`] (which compares the transaction root and every other root).
+pub fn check_proposal<S: StateReader + Sync>(
+    state: &S,
+    head: &BlockHeader,
+    validators: &ValidatorSet,
+    height: Height,
+    block: &Block,
+    now_ms: u64,
+    signatures: SignatureCheck<'_>,
+) -> ProposalVerdict {
+    let reject = |reason: RejectReason| ProposalVerdict::Rejected(ProposalRejected { height, reason });
+    if block.header.height != height {
+        return reject(RejectReason::WrongHeight { block: block.header.height });
+    }
+    if let Err(error) = check_link(head, &block.header) {
+        return reject(error.into());
+    }
+    if validators.index_of(&block.header.proposer).is_none() {
+        return reject(RejectReason::ProposerNotValidator);
+    }
+    let acceptable_from = block.header.timestamp_ms.saturating_sub(CLOCK_DRIFT_MAX_MS);
+    if now_ms < acceptable_from {
+        return ProposalVerdict::Early { until_ms: acceptable_from };
+    }
+    match check_execution(state, block, signatures) {
+        Ok(execution) => ProposalVerdict::Valid(Box::new(execution)),
+        Err(error) => reject(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use consensus::{ChainId, SigningKey};
+
+    use super::*;
+    use crate::{BlockReader, Genesis, MemStore, Params, StateHistory, ValidatorInfo, build_block};
+
+    #[test]
+    fn the_proposal_rules_refuse_each_fault_with_its_reason_and_an_early_block_is_no_fault() {
+        let key = SigningKey::from_seed([5; 32]);
+        let genesis = Genesis {
+            chain_id: ChainId::new("proposals").expect("chain id"),
+            genesis_time_ms: 1_000,
+            validators: vec![ValidatorInfo { name: "v0".into(), public_key: key.public_key(), peer_id: "p".into() }],
+            accounts: Vec::new(),
+            params: Params::default(),
+        };
+        let store = MemStore::new(&genesis).expect("store");
+        let head = store.head().expect("head");
+        let validators = store.validator_set_for(1).expect("validators");
+        let now_ms = 50_000;
+        let propose = |proposer: &SigningKey, timestamp_ms: u64| {
+            build_block(&store, &head, proposer.public_key(), timestamp_ms, Vec::new(), SignatureCheck::All)
+                .expect("block")
+                .0
+        };
+        let check = |block: &Block, height: Height| {
+            check_proposal(&store, &head, &validators, height, block, now_ms, SignatureCheck::All)
+        };
+        let block = propose(&key, now_ms);
+        assert!(matches!(check(&block, 1), ProposalVerdict::Valid(_)));
+        let rejected = |verdict: ProposalVerdict| match verdict {
+            ProposalVerdict::Rejected(rejected) => rejected,
+            _ => panic!("not rejected"),
+        };
+        assert_eq!(
+            rejected(check(&block, 2)),
+            ProposalRejected { height: 2, reason: RejectReason::WrongHeight { block: 1 } }
+        );
+        let stranger = propose(&SigningKey::from_seed([6; 32]), now_ms);
+        assert_eq!(rejected(check(&stranger, 1)).reason, RejectReason::ProposerNotValidator);
+        let mut unlinked = block.clone();
+        unlinked.header.previous_hash = Digest([7; 32]);
+        assert!(matches!(rejected(check(&unlinked, 1)).reason, RejectReason::Block(BlockError::BrokenLink { .. })));
+        let mut wrong_root = block.clone();
+        wrong_root.header.state_root = Digest([8; 32]);
+        assert!(matches!(rejected(check(&wrong_root, 1)).reason, RejectReason::Block(BlockError::RootMismatch { .. })));
+        // Ahead of this clock by more than the drift allowed: checked again later, not refused.
+        let ahead = propose(&key, now_ms + CLOCK_DRIFT_MAX_MS + 1);
+        assert!(matches!(check(&ahead, 1), ProposalVerdict::Early { until_ms } if until_ms == now_ms + 1));
+        let just = propose(&key, now_ms + CLOCK_DRIFT_MAX_MS);
+        assert!(matches!(check(&just, 1), ProposalVerdict::Valid(_)));
+    }
 }

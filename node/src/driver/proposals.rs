@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use consensus::{CommitCertificate, Digest, Height, PublicKey, ValidatorIndex, Verdict, View};
 use ledger::{
-    Block, BlockError, BlockWriter, Execution, ExecutionError, SignatureCheck, build_block, state::read_params,
-    validate,
+    Block, BlockError, BlockWriter, ExecutionError, SignatureCheck, build_block,
+    state::read_params,
+    validate::{self, ProposalVerdict},
 };
 use tracing::{debug, error, info, warn};
 
@@ -15,8 +16,6 @@ use super::{
     table::{BodyMismatch, body_matches_header},
 };
 
-/// How far ahead of this node's clock a proposal's timestamp may be.
-const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
 /// A proposal that is only too early is checked again once this node's clock reaches it, or
 /// after this long, whichever is first (no timer that far out for a timestamp years ahead).
 const EARLY_RECHECK_MAX: Duration = Duration::from_secs(60);
@@ -31,21 +30,6 @@ pub(super) struct Unasked {
     pub view: View,
     /// The key the header must name as proposer (`None` for a prepared value re-proposed).
     pub leader_key: Option<PublicKey>,
-}
-
-/// From which reading of this node's clock (ms since the Unix epoch) a proposal's timestamp is
-/// acceptable, if it is not yet at `now_ms`. Being early is no fault of the value: a leader's
-/// clock may run a little ahead, and this node's catches up.
-pub(super) fn early_until(timestamp_ms: u64, now_ms: u64) -> Option<u64> {
-    let acceptable_from = timestamp_ms.saturating_sub(CLOCK_DRIFT_MAX_MS);
-    (now_ms < acceptable_from).then_some(acceptable_from)
-}
-
-/// What checking a proposal found.
-enum Checked {
-    Valid(Box<Execution>),
-    Invalid(String),
-    Early { until_ms: u64, now_ms: u64 },
 }
 
 impl Driver {
@@ -101,40 +85,25 @@ impl Driver {
             return Some(if valid { Verdict::Valid } else { Verdict::Invalid });
         }
         let block = &proposal.block;
-        let checked = (|| {
-            if block.header.height != height {
-                return Checked::Invalid(format!("block is for height {}, proposed at {height}", block.header.height));
-            }
-            if let Err(error) = validate::check_link(&head, &block.header) {
-                return Checked::Invalid(error.to_string());
-            }
-            if self.validators.index_of(&block.header.proposer).is_none() {
-                return Checked::Invalid("proposer is not a validator".to_string());
-            }
-            // Cheap checks first, execution last: a block that is only early is checked again.
-            let now_ms = now_ms();
-            if let Some(until_ms) = early_until(block.header.timestamp_ms, now_ms) {
-                return Checked::Early { until_ms, now_ms };
-            }
-            // The transaction root is compared with what execution computes (once, not twice).
-            // Signatures this node already checked (same bytes, same hash) are not checked
-            // again: those its mempool admitted, and any other it verified.
-            let known = verified.read();
-            let execution = validate::check_execution(
-                self.store.as_ref(),
-                block,
-                SignatureCheck::Unverified(&|tx| {
-                    let hash = tx.hash();
-                    known.contains(&hash) || mempool.contains(&hash)
-                }),
-            );
-            match execution {
-                Ok(execution) => Checked::Valid(Box::new(execution)),
-                Err(error) => Checked::Invalid(error.to_string()),
-            }
-        })();
+        // Signatures this node already checked (same bytes, same hash) are not checked again:
+        // those its mempool admitted, and any other it verified.
+        let known = verified.read();
+        let now_ms = now_ms();
+        let checked = validate::check_proposal(
+            self.store.as_ref(),
+            &head,
+            &self.validators,
+            height,
+            block,
+            now_ms,
+            SignatureCheck::Unverified(&|tx| {
+                let hash = tx.hash();
+                known.contains(&hash) || mempool.contains(&hash)
+            }),
+        );
+        drop(known);
         let verdict = match checked {
-            Checked::Valid(execution) => {
+            ProposalVerdict::Valid(execution) => {
                 // Every signature of a valid block verified: copies gossiped later are not
                 // checked again.
                 verified.insert_all(execution.tx_hashes.iter().copied());
@@ -142,12 +111,12 @@ impl Driver {
                 proposal.verdict = Some(true);
                 Verdict::Valid
             }
-            Checked::Invalid(reason) => {
-                warn!(height, %digest, %reason, "proposal rejected");
+            ProposalVerdict::Rejected(rejected) => {
+                warn!(height, %digest, reason = %rejected.reason, "proposal rejected");
                 proposal.verdict = Some(false);
                 Verdict::Invalid
             }
-            Checked::Early { until_ms, now_ms } => {
+            ProposalVerdict::Early { until_ms } => {
                 let wait = Duration::from_millis(until_ms - now_ms).min(EARLY_RECHECK_MAX);
                 debug!(height, %digest, wait_ms = wait.as_millis() as u64, "proposal too early by this clock; checking it again later");
                 self.early.insert(*digest, (height, Instant::now() + wait));
