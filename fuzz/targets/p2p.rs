@@ -99,9 +99,7 @@ fn tx_gossip(TxGossip(transactions): TxGossip) -> Depth {
 fn request(request: Request) -> Depth {
     match request {
         Request::Consensus(message) => message_depth(*message),
-        Request::Status | Request::Blocks { .. } | Request::Proposal(_) | Request::CertifiedHeads { .. } => {
-            Depth::Accepted
-        }
+        Request::Status | Request::Blocks { .. } | Request::Body(_) | Request::CertifiedHeads { .. } => Depth::Accepted,
     }
 }
 
@@ -109,8 +107,8 @@ fn request(request: Request) -> Depth {
 fn response(response: Response) -> Depth {
     match response {
         Response::Blocks(blocks) => blocks.iter().map(block::check_certified).min().unwrap_or(Depth::Accepted),
-        Response::Proposal(Some(proposed)) => block::check_block(&proposed),
-        Response::Proposal(None) | Response::Status { .. } | Response::Received => Depth::Accepted,
+        Response::Body(Some(proposed)) => block::check_block(&proposed),
+        Response::Body(None) | Response::Status { .. } | Response::Received => Depth::Accepted,
         Response::CertifiedHeads { head, at } => {
             head.iter().chain(at.iter()).map(|theirs| certified_header(theirs)).min().unwrap_or(Depth::Accepted)
         }

@@ -191,7 +191,7 @@ fn p2p() -> Vec<Vec<u8>> {
     let requests = [
         Request::Status,
         Request::Blocks { from: 1, count: 256 },
-        Request::Proposal(fixture.next.block.hash()),
+        Request::Body(fixture.next.block.hash()),
         Request::Consensus(Box::new(messages[1].clone())),
     ];
     inputs.extend(requests.iter().map(|request| borsh::to_vec(request).expect("encode")));
@@ -199,8 +199,8 @@ fn p2p() -> Vec<Vec<u8>> {
         Response::Status { head: COMMITTED },
         Response::Blocks(fixture.blocks.clone()),
         Response::Blocks(vec![fixture.next.clone()]),
-        Response::Proposal(Some(Box::new(fixture.next.block.clone()))),
-        Response::Proposal(None),
+        Response::Body(Some(Box::new(fixture.next.block.clone()))),
+        Response::Body(None),
         Response::Received,
     ];
     inputs.extend(responses.iter().map(|response| borsh::to_vec(response).expect("encode")));

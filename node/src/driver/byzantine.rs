@@ -262,7 +262,7 @@ impl Driver {
     /// As leader: a second block for the same height and view, with its own signed proposal.
     fn equivocate(&mut self, message: &Message) {
         let (Message::PrePrepare(proposal) | Message::NewView { proposal, .. }) = message else { return };
-        let Some(honest) = self.proposals.get(&proposal.vote.digest) else { return };
+        let Some(honest) = self.bodies.get(&proposal.vote.digest) else { return };
         let transactions = honest.block.transactions.clone();
         let timestamp_ms = honest.block.header.timestamp_ms + 1;
         let built = ledger::build_block(
@@ -290,7 +290,7 @@ impl Driver {
         let gossip = ConsensusGossip::Proposal { message: conflicting, block: Box::new(block.clone()) };
         self.network.publish(Topic::Consensus, gossip.encode());
         // Served to peers that fetch it by hash.
-        self.proposals.insert_own(block, execution);
+        self.bodies.insert_own(block, execution);
     }
 
     /// `tamper-body`: the answer to a body fetch, with the true header and another body. Its
@@ -454,8 +454,8 @@ mod tests {
             assert_eq!(tampered.hash(), honest.hash());
             assert_ne!(tampered.transactions, honest.transactions);
         }
-        assert!(super::super::table::body_matches_header(&empty).is_ok());
-        assert!(super::super::table::body_matches_header(&once).is_err());
+        assert!(super::super::body_cache::body_matches_header(&empty).is_ok());
+        assert!(super::super::body_cache::body_matches_header(&once).is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Driver {
                 }
             }
             NetworkEvent::ProposalWanted { digest, channel } => {
-                let block = match self.proposals.get(&digest) {
+                let block = match self.bodies.get(&digest) {
                     Some(proposal) => Some(Box::new(proposal.block.clone())),
                     None => match self.store.height_of(&digest)? {
                         Some(height) => self.store.block(height)?.map(|certified| Box::new(certified.block)),
@@ -56,10 +56,10 @@ impl Driver {
                 };
                 #[cfg(feature = "byzantine")]
                 let block = self.byzantine_serve(block);
-                self.network.respond(channel, Response::Proposal(block));
+                self.network.respond(channel, Response::Body(block));
             }
-            NetworkEvent::Proposal { peer, block: Some(block) } => self.on_fetched_body(peer, *block)?,
-            NetworkEvent::Proposal { block: None, .. } => {}
+            NetworkEvent::Body { peer, block: Some(block) } => self.on_fetched_body(peer, *block)?,
+            NetworkEvent::Body { block: None, .. } => {}
             NetworkEvent::PeerHead { peer, head } => self.on_peer_head(peer, head),
             NetworkEvent::Blocks { peer, blocks } => self.on_blocks(peer, blocks)?,
             NetworkEvent::RequestFailed { peer } => self.on_request_failed(peer),
@@ -105,7 +105,7 @@ impl Driver {
                     return Ok(MessageAcceptance::Reject);
                 }
                 // Only the leader of the proposal's view may bring a block along: any validator
-                // can sign PRE-PREPAREs, and a Byzantine one would otherwise fill the table of
+                // can sign PRE-PREPAREs, and a Byzantine one would otherwise fill the cache of
                 // proposals with blocks for views it does not lead. A fresh block must name that
                 // leader as its proposer; a re-proposed one was built by an earlier view's.
                 let (height, view) = (proposal.vote.height, proposal.vote.view);
@@ -158,7 +158,7 @@ impl Driver {
     }
 
     /// A block body fetched by hash. Anyone may answer a fetch, so it is kept only if something
-    /// waits for it (then always, making room if unasked bodies filled the table, else a
+    /// waits for it (then always, making room if unasked bodies filled the cache, else a
     /// Byzantine leader's extra proposals could keep out the block a height needs). A body its
     /// header does not commit to is dropped and blamed on the peer that sent it; the fetch went
     /// to every connected peer, so the others' answers still arrive, and the missing body is

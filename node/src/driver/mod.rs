@@ -7,13 +7,13 @@
 //! one atomic write before subscribers hear of it and before the next height starts.
 
 mod admission;
+mod body_cache;
 #[cfg(feature = "byzantine")]
 pub(crate) mod byzantine;
 pub mod evidence;
 mod gossip;
 mod proposals;
 mod sync;
-mod table;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -39,7 +39,7 @@ use crate::{
     verified::VerifiedCache,
 };
 
-use table::ProposalTable;
+use body_cache::BodyCache;
 
 /// A failure that stops the node: the store could not be read or written, so continuing could
 /// lose a block or sign twice.
@@ -201,7 +201,7 @@ pub struct Driver {
     /// View timers the core asked for, with their deadlines.
     timers: HashMap<Timer, Instant>,
     /// Blocks proposed for `head + 1`, by header hash (bodies that match their headers only).
-    proposals: ProposalTable,
+    bodies: BodyCache,
     /// Proposals the core asked to validate whose block has not arrived.
     awaiting_validation: HashMap<Digest, Height>,
     /// Proposals only too early by this node's clock, and when to check them again.
@@ -266,7 +266,7 @@ impl Driver {
             started_at: now,
             last_commit_at: now,
             timers: HashMap::new(),
-            proposals: ProposalTable::default(),
+            bodies: BodyCache::default(),
             awaiting_validation: HashMap::new(),
             early: HashMap::new(),
             awaiting_block: None,
@@ -390,13 +390,13 @@ impl Driver {
                 }
             }
             Output::ValidateValue { height, view, digest } => {
-                self.proposals.mark_awaited(&digest);
+                self.bodies.mark_awaited(&digest);
                 match self.validate_proposal(height, &digest) {
                     Some(verdict) => inputs.push_back(Input::ValueValidated { height, digest, verdict }),
                     None => {
                         debug!(height, view, %digest, "proposal body missing; fetching it");
                         self.awaiting_validation.insert(digest, height);
-                        self.network.request_proposal(digest);
+                        self.network.request_body(digest);
                     }
                 }
             }
@@ -457,7 +457,7 @@ impl Driver {
             Message::NewView { proposal, .. } => Some(proposal.vote.digest),
             _ => None,
         };
-        let gossip = match proposed.and_then(|digest| self.proposals.get(&digest)) {
+        let gossip = match proposed.and_then(|digest| self.bodies.get(&digest)) {
             Some(proposal) => {
                 crate::p2p::protocol::ConsensusGossip::Proposal { message, block: Box::new(proposal.block.clone()) }
             }
@@ -484,7 +484,7 @@ impl Driver {
         self.last_commit_at = Instant::now();
         self.metrics.block_committed(self.head.height, txs, bytes, latency);
         self.timers.retain(|timer, _| timer.height > self.head.height);
-        self.proposals.retain_above(self.head.height);
+        self.bodies.retain_above(self.head.height);
         self.awaiting_validation.retain(|_, height| *height > self.head.height);
         self.early.retain(|_, (height, _)| *height > self.head.height);
         if self.awaiting_block.as_ref().is_some_and(|certificate| certificate.height <= self.head.height) {
@@ -622,7 +622,7 @@ impl Driver {
             .filter(|digest| self.refused.is_none_or(|(refused, until)| refused != *digest || now >= until));
         for digest in missing.chain(self.awaiting_validation.keys().copied()) {
             debug!(%digest, "asking peers again for a missing block body");
-            self.network.request_proposal(digest);
+            self.network.request_body(digest);
         }
     }
 

@@ -12,8 +12,9 @@ use ledger::{
 use tracing::{debug, error, info, warn};
 
 use super::{
-    Driver, Error, Input, now_ms,
-    table::{BodyMismatch, body_matches_header},
+    Driver, Error, Input,
+    body_cache::{BodyMismatch, body_matches_header},
+    now_ms,
 };
 
 /// A proposal that is only too early is checked again once this node's clock reaches it, or
@@ -69,7 +70,7 @@ impl Driver {
             }
         };
         info!(height, view, txs = block.transactions.len(), digest = %block.hash(), "proposing");
-        Ok(Some(self.proposals.insert_own(block, execution)))
+        Ok(Some(self.bodies.insert_own(block, execution)))
     }
 
     /// The verdict on a proposed block, executing it the first time; `None` while its body has
@@ -80,7 +81,7 @@ impl Driver {
         let head = self.head.clone();
         let mempool = &self.mempool;
         let verified = self.verified.clone();
-        let proposal = self.proposals.get_mut(digest)?;
+        let proposal = self.bodies.get_mut(digest)?;
         if let Some(valid) = proposal.verdict {
             return Some(if valid { Verdict::Valid } else { Verdict::Invalid });
         }
@@ -149,7 +150,7 @@ impl Driver {
     /// checked against its header before anything else: a body its header does not commit to
     /// is the messenger's lie, never a verdict on the proposal, and is returned for the caller
     /// to blame the peer. Otherwise it is kept if something waits for it, or if it came with a
-    /// proposal within the table's bounds; then what waited for it is finished.
+    /// proposal within the cache's bounds; then what waited for it is finished.
     pub(super) fn on_block_body(
         &mut self,
         block: Block,
@@ -159,7 +160,7 @@ impl Driver {
             return Ok(Err(mismatch));
         }
         let digest = block.hash();
-        if block.header.height != self.head.height + 1 || self.proposals.contains(&digest) {
+        if block.header.height != self.head.height + 1 || self.bodies.contains(&digest) {
             return Ok(Ok(()));
         }
         if self.refused.is_some_and(|(refused, until)| refused == digest && Instant::now() < until) {
@@ -169,18 +170,14 @@ impl Driver {
         let awaited = self.awaiting_validation.contains_key(&digest)
             || self.awaiting_block.as_ref().is_some_and(|certificate| certificate.digest == digest);
         if awaited {
-            self.proposals.insert_awaited(block);
+            self.bodies.insert_awaited(block);
         } else if let Some(unasked) = unasked {
             let height = block.header.height;
             // The core's view is that of an earlier height until this one starts.
             let current = if self.replica.height() == height { self.replica.view() } else { 0 };
-            if let Err(refused) = self.proposals.insert_unasked(
-                block,
-                unasked.proposer,
-                unasked.view,
-                current,
-                unasked.leader_key.as_ref(),
-            ) {
+            if let Err(refused) =
+                self.bodies.insert_unasked(block, unasked.proposer, unasked.view, current, unasked.leader_key.as_ref())
+            {
                 debug!(height, view = unasked.view, proposer = unasked.proposer, %refused, "proposal body not kept");
             }
             return Ok(Ok(()));
@@ -209,14 +206,14 @@ impl Driver {
         if certificate.height != self.head.height + 1 {
             return Ok(());
         }
-        let Some(proposal) = self.proposals.remove(&certificate.digest) else {
+        let Some(proposal) = self.bodies.remove(&certificate.digest) else {
             info!(height = certificate.height, digest = %certificate.digest, "decided block missing; fetching it");
-            self.network.request_proposal(certificate.digest);
+            self.network.request_body(certificate.digest);
             self.awaiting_block = Some(certificate);
             return Ok(());
         };
         let block = proposal.block;
-        // The body matches its header (the table holds no other), so this is the block the
+        // The body matches its header (the cache holds no other), so this is the block the
         // certificate names. Its timestamp is not judged: the validators agreed on it.
         let checked = match proposal.execution {
             Some(execution) => Ok(execution),

@@ -138,8 +138,8 @@ pub enum NetworkEvent {
         /// Consecutive certified blocks (not yet verified).
         blocks: Vec<CertifiedBlock>,
     },
-    /// A block a peer sent for [`NetworkHandle::request_proposal`].
-    Proposal {
+    /// A block body a peer sent for [`NetworkHandle::request_body`].
+    Body {
         /// The peer.
         peer: PeerId,
         /// The block, if it had it (not yet verified).
@@ -183,7 +183,7 @@ enum Command {
     SendDirect { peer: PeerId, message: Message },
     AskHeads,
     RequestBlocks { peer: PeerId, from: Height, count: u32 },
-    RequestProposal { digest: Digest },
+    RequestBody { digest: Digest },
     Respond { channel: ResponseChannel<Response>, response: Response },
     Call { peer: PeerId, request: Request, reply: oneshot::Sender<Response> },
     SetAdmitted(HashSet<PeerId>),
@@ -237,8 +237,8 @@ impl NetworkHandle {
     }
 
     /// Asks every connected peer for a proposed block by its hash.
-    pub fn request_proposal(&self, digest: Digest) {
-        self.send(Command::RequestProposal { digest });
+    pub fn request_body(&self, digest: Digest) {
+        self.send(Command::RequestBody { digest });
     }
 
     /// Asks `peer` and returns its answer to the caller (not to the driver); `None` if the
@@ -379,7 +379,7 @@ pub async fn start(
 enum Asked {
     Status,
     Blocks,
-    Proposal,
+    Body,
 }
 
 /// What becomes of an inbound consensus message.
@@ -518,11 +518,11 @@ impl NetworkTask {
                 let id = behaviour.request.send_request(&peer, Request::Blocks { from, count });
                 self.pending.insert(id, (peer, Asked::Blocks));
             }
-            Command::RequestProposal { digest } => {
+            Command::RequestBody { digest } => {
                 let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 for peer in peers {
-                    let id = self.swarm.behaviour_mut().request.send_request(&peer, Request::Proposal(digest));
-                    self.pending.insert(id, (peer, Asked::Proposal));
+                    let id = self.swarm.behaviour_mut().request.send_request(&peer, Request::Body(digest));
+                    self.pending.insert(id, (peer, Asked::Body));
                 }
             }
             Command::Respond { channel, response } => {
@@ -659,9 +659,7 @@ impl NetworkTask {
                     match (asked, response) {
                         (Some(Asked::Status), Response::Status { head }) => Some(NetworkEvent::PeerHead { peer, head }),
                         (Some(Asked::Blocks), Response::Blocks(blocks)) => Some(NetworkEvent::Blocks { peer, blocks }),
-                        (Some(Asked::Proposal), Response::Proposal(block)) => {
-                            Some(NetworkEvent::Proposal { peer, block })
-                        }
+                        (Some(Asked::Body), Response::Body(block)) => Some(NetworkEvent::Body { peer, block }),
                         (None, Response::Received) => None,
                         // An answer to another question (a head in reply to a vote, say) is
                         // dropped; for a block request it counts as a failed one.
@@ -723,7 +721,7 @@ impl NetworkTask {
                 }
                 return matches!(intake, Intake::Fresh).then_some(NetworkEvent::Direct { peer, message });
             }
-            Request::Proposal(digest) => {
+            Request::Body(digest) => {
                 return self.request_admitted(peer, now).then_some(NetworkEvent::ProposalWanted { digest, channel });
             }
             Request::Status => serve::Read::Head,

@@ -53,8 +53,8 @@ pub enum Request {
         /// How many.
         count: u32,
     },
-    /// A proposed (maybe not yet committed) block by its header hash.
-    Proposal(Digest),
+    /// A proposed (maybe not yet committed) block, body included, by its header hash.
+    Body(Digest),
     /// A consensus message meant for this peer alone.
     Consensus(Box<Message>),
     /// The peer's certified head, and its certified header at `at` (a height both hold), to
@@ -84,8 +84,8 @@ pub enum Response {
     },
     /// Consecutive certified blocks from the height asked for (empty if it has none).
     Blocks(Vec<CertifiedBlock>),
-    /// The block asked for, if the responder has it.
-    Proposal(Option<Box<Block>>),
+    /// The block asked for by [`Request::Body`], if the responder has it.
+    Body(Option<Box<Block>>),
     /// The message was received.
     Received,
     /// The answer to [`Request::CertifiedHeads`] (`None`: the responder has no such block).

@@ -12,11 +12,11 @@ use consensus::{Digest, Height, PublicKey, ValidatorIndex, View};
 use ledger::{Block, Execution};
 
 /// Most proposals kept for the height being decided (a Byzantine leader cannot fill memory).
-pub(super) const PROPOSALS_MAX: usize = 16;
+pub(super) const BODIES_MAX: usize = 16;
 /// Most unasked proposals kept per proposer: an honest leader sends one per view it leads (a
 /// PRE-PREPARE in view 0, a NEW-VIEW in a later one), so two cover it leading view 0 and the
 /// view this node moves to; more would let each Byzantine leader take a bigger share.
-pub(super) const PROPOSALS_PER_PROPOSER: usize = 2;
+pub(super) const BODIES_PER_PROPOSER: usize = 2;
 /// How many views past this node's current view an unasked proposal may be for. A proposal
 /// further ahead is fetched if this node ever gets there and is asked to validate it.
 pub(super) const VIEWS_AHEAD: View = 2;
@@ -65,7 +65,7 @@ pub(super) enum Origin {
 }
 
 /// A proposed block, with what executing it produced once this node did.
-pub(super) struct Proposal {
+pub(super) struct CachedBody {
     /// The block; its body matches its header.
     pub block: Block,
     /// What executing it produced, if it was executed and valid.
@@ -93,32 +93,32 @@ pub(super) enum Refused {
     #[error("the header's proposer is not the leader that signed the proposal")]
     NotTheProposer,
     /// The proposer has its share of the table already.
-    #[error("validator {proposer} already has {PROPOSALS_PER_PROPOSER} unasked proposals kept")]
+    #[error("validator {proposer} already has {BODIES_PER_PROPOSER} unasked proposals kept")]
     ProposerFull {
         /// The proposer.
         proposer: ValidatorIndex,
     },
     /// The table is full.
-    #[error("{PROPOSALS_MAX} proposals are kept already")]
+    #[error("{BODIES_MAX} proposals are kept already")]
     Full,
 }
 
-/// The proposals for one height. Bodies that something waits for are always kept (making room
+/// The bodies of the blocks proposed for one height. Bodies that something waits for are always kept (making room
 /// by dropping unasked ones first); unasked bodies only within their bounds.
 #[derive(Default)]
-pub(super) struct ProposalTable {
-    entries: HashMap<Digest, Proposal>,
+pub(super) struct BodyCache {
+    entries: HashMap<Digest, CachedBody>,
     sequence: u64,
 }
 
-impl ProposalTable {
+impl BodyCache {
     /// The proposal with this header hash.
-    pub(super) fn get(&self, digest: &Digest) -> Option<&Proposal> {
+    pub(super) fn get(&self, digest: &Digest) -> Option<&CachedBody> {
         self.entries.get(digest)
     }
 
     /// The proposal with this header hash, to record a verdict.
-    pub(super) fn get_mut(&mut self, digest: &Digest) -> Option<&mut Proposal> {
+    pub(super) fn get_mut(&mut self, digest: &Digest) -> Option<&mut CachedBody> {
         self.entries.get_mut(digest)
     }
 
@@ -134,7 +134,7 @@ impl ProposalTable {
     }
 
     /// Takes a proposal out.
-    pub(super) fn remove(&mut self, digest: &Digest) -> Option<Proposal> {
+    pub(super) fn remove(&mut self, digest: &Digest) -> Option<CachedBody> {
         self.entries.remove(digest)
     }
 
@@ -194,10 +194,10 @@ impl ProposalTable {
             .values()
             .filter(|kept| matches!(kept.origin, Origin::Unasked { proposer: other, .. } if other == proposer))
             .count();
-        if share >= PROPOSALS_PER_PROPOSER {
+        if share >= BODIES_PER_PROPOSER {
             return Err(Refused::ProposerFull { proposer });
         }
-        if self.entries.len() >= PROPOSALS_MAX {
+        if self.entries.len() >= BODIES_MAX {
             return Err(Refused::Full);
         }
         self.insert(digest, block, None, None, Origin::Unasked { proposer, view });
@@ -212,17 +212,17 @@ impl ProposalTable {
         verdict: Option<bool>,
         origin: Origin,
     ) {
-        if !self.entries.contains_key(&digest) && self.entries.len() >= PROPOSALS_MAX {
+        if !self.entries.contains_key(&digest) && self.entries.len() >= BODIES_MAX {
             self.make_room();
         }
         self.sequence += 1;
-        self.entries.insert(digest, Proposal { block, execution, verdict, origin, sequence: self.sequence });
+        self.entries.insert(digest, CachedBody { block, execution, verdict, origin, sequence: self.sequence });
     }
 
     /// Drops one proposal: unasked before awaited before own; within each, refused before
     /// unchecked before valid; then the oldest. A dropped block the height needs is fetched again.
     fn make_room(&mut self) {
-        let rank = |proposal: &Proposal| {
+        let rank = |proposal: &CachedBody| {
             let origin = match proposal.origin {
                 Origin::Unasked { .. } => 0,
                 Origin::Awaited => 1,
@@ -253,5 +253,5 @@ fn promote(kept: Origin, new: Origin) -> Origin {
 }
 
 #[cfg(test)]
-#[path = "table_test.rs"]
+#[path = "body_cache_test.rs"]
 mod tests;

@@ -61,7 +61,7 @@ fn a_body_is_kept_only_if_its_header_commits_to_it() {
 
 #[test]
 fn unasked_proposals_are_bounded_by_view_and_by_proposer() {
-    let mut table = ProposalTable::default();
+    let mut table = BodyCache::default();
     let leader = key(1).public_key();
     // A leader of views far ahead (it leads one in every n) cannot park blocks for them.
     assert_eq!(
@@ -92,19 +92,19 @@ fn unasked_proposals_are_bounded_by_view_and_by_proposer() {
 
 #[test]
 fn a_full_table_refuses_unasked_bodies_but_makes_room_for_awaited_ones() {
-    let mut table = ProposalTable::default();
+    let mut table = BodyCache::default();
     let mut timestamp = 0;
     let mut next = |proposer: u8| {
         timestamp += 1;
         block(proposer, timestamp, Vec::new())
     };
-    for proposer in 0..(PROPOSALS_MAX / PROPOSALS_PER_PROPOSER) as u8 {
-        for _ in 0..PROPOSALS_PER_PROPOSER {
+    for proposer in 0..(BODIES_MAX / BODIES_PER_PROPOSER) as u8 {
+        for _ in 0..BODIES_PER_PROPOSER {
             let key = key(proposer).public_key();
             assert_eq!(table.insert_unasked(next(proposer), u32::from(proposer), 0, 0, Some(&key)), Ok(()));
         }
     }
-    assert_eq!(table.len(), PROPOSALS_MAX);
+    assert_eq!(table.len(), BODIES_MAX);
     let newcomer = next(100);
     assert_eq!(table.insert_unasked(newcomer, 100, 0, 0, Some(&key(100).public_key())), Err(Refused::Full));
     // A refused body goes first, then the oldest unchecked one.
@@ -117,13 +117,13 @@ fn a_full_table_refuses_unasked_bodies_but_makes_room_for_awaited_ones() {
     assert!(table.contains(&awaited_digest) && !table.contains(&refused) && table.contains(&oldest));
     table.insert_awaited(next(102));
     assert!(!table.contains(&oldest));
-    assert_eq!(table.len(), PROPOSALS_MAX);
+    assert_eq!(table.len(), BODIES_MAX);
 
     // Waited-for bodies fill it: unasked ones never push them out; one more waited-for body
     // pushes out the oldest of them (fetched again if the height needs it).
-    let mut table = ProposalTable::default();
+    let mut table = BodyCache::default();
     let mut awaited = Vec::new();
-    for _ in 0..PROPOSALS_MAX {
+    for _ in 0..BODIES_MAX {
         let block = next(5);
         awaited.push(block.hash());
         table.insert_awaited(block);
@@ -132,5 +132,5 @@ fn a_full_table_refuses_unasked_bodies_but_makes_room_for_awaited_ones() {
     assert!(awaited.iter().all(|digest| table.contains(digest)));
     table.insert_awaited(next(7));
     assert!(!table.contains(&awaited[0]) && awaited[1..].iter().all(|digest| table.contains(digest)));
-    assert_eq!(table.len(), PROPOSALS_MAX);
+    assert_eq!(table.len(), BODIES_MAX);
 }
