@@ -365,8 +365,22 @@ impl Driver {
                 info!(height = self.replica.height(), view = self.replica.view(), "view change");
             }
             self.metrics.view.set(i64::try_from(self.replica.view()).unwrap_or(i64::MAX));
+            // One synced write per input, not one per vote signed: within one step the core's
+            // safety state only grows, so its last state, written where the first stood, is
+            // durable before every output that followed any of them.
+            let mut latest = outputs.iter().rev().find_map(|output| match output {
+                Output::Persist(state) => Some(state.clone()),
+                _ => None,
+            });
             for output in outputs {
-                self.execute(output, &mut inputs)?;
+                match output {
+                    Output::Persist(_) => {
+                        if let Some(state) = latest.take() {
+                            self.store.save_safety_state(&state.encode())?;
+                        }
+                    }
+                    output => self.execute(output, &mut inputs)?,
+                }
             }
         }
         Ok(())
