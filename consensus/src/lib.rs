@@ -77,6 +77,7 @@ mod replica;
 mod safety;
 mod validator_set;
 mod vote;
+mod vote_keeper;
 
 pub use certificate::{CertificateError, CommitCertificate, PreparedCertificate, VoteSignature};
 pub use chain_id::ChainId;

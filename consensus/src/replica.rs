@@ -1,10 +1,11 @@
 //! The PBFT state machine: one height at a time, in views, with view change.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use crate::{
     ChainId, CommitCertificate, Digest, Height, Message, PreparedCertificate, SafetyState, SignedViewChange,
     SignedVote, SigningKey, ValidatorIndex, ValidatorSet, Verified, View, ViewChange, Vote, VoteKind, VoteSignature,
+    vote_keeper::{Recorded, VoteKeeper},
 };
 
 /// Heights above the current one whose messages are kept for later (bounded memory).
@@ -188,8 +189,7 @@ struct HeightState {
     valid: HashSet<Digest>,
     invalid: HashSet<Digest>,
     validating: HashSet<Digest>,
-    votes: HashMap<(VoteKind, View, Digest), BTreeMap<ValidatorIndex, SignedVote>>,
-    first_votes: HashMap<(ValidatorIndex, VoteKind, View), SignedVote>,
+    votes: VoteKeeper,
     view_changes: BTreeMap<View, BTreeMap<ValidatorIndex, SignedViewChange>>,
     highest_view_asked: BTreeMap<ValidatorIndex, View>,
     helped: HashSet<(ValidatorIndex, Height, View)>,
@@ -448,40 +448,25 @@ impl Replica {
     /// Records a signed vote; returns false for a duplicate, a conflicting vote (reported as
     /// evidence) or one too far ahead.
     fn record_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) -> bool {
-        let key = (vote.validator, vote.vote.kind, vote.vote.view);
         if vote.vote.view > self.current.view + VIEW_WINDOW {
             return false;
         }
-        if let Some(first) = self.current.first_votes.get(&key) {
-            if first.vote.digest != vote.vote.digest {
-                out.push(Output::Evidence(Evidence { first: *first, second: vote }));
+        match self.current.votes.record(vote) {
+            Recorded::New => true,
+            Recorded::Repeat => false,
+            Recorded::Conflict(evidence) => {
+                out.push(Output::Evidence(*evidence));
+                false
             }
-            return false;
         }
-        self.current.first_votes.insert(key, vote);
-        self.current
-            .votes
-            .entry((vote.vote.kind, vote.vote.view, vote.vote.digest))
-            .or_default()
-            .insert(vote.validator, vote);
-        true
     }
 
     fn count(&self, kind: VoteKind, view: View, digest: Digest) -> usize {
-        self.current.votes.get(&(kind, view, digest)).map_or(0, BTreeMap::len)
+        self.current.votes.count(kind, view, digest)
     }
 
     fn signatures(&self, kind: VoteKind, view: View, digest: Digest) -> Vec<VoteSignature> {
-        self.current
-            .votes
-            .get(&(kind, view, digest))
-            .map(|votes| {
-                votes
-                    .values()
-                    .map(|vote| VoteSignature { validator: vote.validator, signature: vote.signature })
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.current.votes.signatures(kind, view, digest)
     }
 
     fn on_pre_prepare(&mut self, proposal: SignedVote, out: &mut Vec<Output>) {
