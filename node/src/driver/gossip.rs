@@ -46,9 +46,9 @@ impl Driver {
                     warn!(%peer, %reason, "invalid direct message");
                 }
             }
-            NetworkEvent::ProposalWanted { digest, channel } => {
+            NetworkEvent::BodyWanted { digest, channel } => {
                 let block = match self.bodies.get(&digest) {
-                    Some(proposal) => Some(Box::new(proposal.block.clone())),
+                    Some(cached) => Some(Box::new(cached.block.clone())),
                     None => match self.store.height_of(&digest)? {
                         Some(height) => self.store.block(height)?.map(|certified| Box::new(certified.block)),
                         None => None,

@@ -117,8 +117,8 @@ pub enum NetworkEvent {
         /// The message (not yet verified).
         message: Box<Message>,
     },
-    /// A peer asks for a proposed block; answer with [`NetworkHandle::respond`].
-    ProposalWanted {
+    /// A peer asks for a proposed block's body; answer with [`NetworkHandle::respond`].
+    BodyWanted {
         /// The block's header hash.
         digest: Digest,
         /// Where the answer goes.
@@ -249,7 +249,7 @@ impl NetworkHandle {
         answer.await.ok()
     }
 
-    /// Answers a [`NetworkEvent::ProposalWanted`].
+    /// Answers a [`NetworkEvent::BodyWanted`].
     pub fn respond(&self, channel: ResponseChannel<Response>, response: Response) {
         self.send(Command::Respond { channel, response });
     }
@@ -722,7 +722,7 @@ impl NetworkTask {
                 return matches!(intake, Intake::Fresh).then_some(NetworkEvent::Direct { peer, message });
             }
             Request::Body(digest) => {
-                return self.request_admitted(peer, now).then_some(NetworkEvent::ProposalWanted { digest, channel });
+                return self.request_admitted(peer, now).then_some(NetworkEvent::BodyWanted { digest, channel });
             }
             Request::Status => serve::Read::Head,
             Request::Blocks { from, count } => serve::Read::Blocks { from, count },
