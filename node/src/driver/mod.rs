@@ -376,7 +376,7 @@ impl Driver {
                 match output {
                     Output::Persist(_) => {
                         if let Some(state) = latest.take() {
-                            self.store.save_safety_state(&state.encode())?;
+                            self.execute(Output::Persist(state), &mut inputs)?;
                         }
                     }
                     output => self.execute(output, &mut inputs)?,
