@@ -40,7 +40,9 @@ pub use propose::build_block;
 pub use receipt::{Failure, Receipt};
 pub use role::{Role, Roles};
 pub use state::{Account, StateProof, StateReader, ValidatorInfo, ValidatorSchedule};
-pub use store::{BlockReader, BlockWriter, MemStore, RocksStore, StateHistory, StoreError, StoreOptions, TxLocation};
+pub use store::{
+    BlockReader, BlockWriter, LocalRecords, MemStore, RocksStore, StateHistory, StoreError, StoreOptions, TxLocation,
+};
 pub use transaction::{Payload, SignedTransaction, Transaction, TxError};
 pub use validate::BlockError;
 

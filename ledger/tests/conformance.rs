@@ -6,12 +6,12 @@ mod common;
 use common::{key, transfer};
 use consensus::{CommitCertificate, Digest, SigningKey};
 use ledger::{
-    Address, BlockReader, BlockWriter, CertifiedBlock, Genesis, MemStore, Params, RocksStore, StateHistory, StoreError,
-    StoreOptions, TxLocation, build_block, state::keys,
+    Address, BlockReader, BlockWriter, CertifiedBlock, Genesis, LocalRecords, MemStore, Params, RocksStore,
+    StateHistory, StoreError, StoreOptions, TxLocation, build_block, state::keys,
 };
 
-trait Store: BlockReader + BlockWriter + StateHistory + Sync {}
-impl<T: BlockReader + BlockWriter + StateHistory + Sync> Store for T {}
+trait Store: BlockReader + BlockWriter + StateHistory + LocalRecords + Sync {}
+impl<T: BlockReader + BlockWriter + StateHistory + LocalRecords + Sync> Store for T {}
 
 struct Fixture {
     genesis: Genesis,
@@ -118,6 +118,21 @@ fn history_and_proofs(fixture: &Fixture, store: &impl Store) {
     assert_eq!(store.validator_set_for(3).expect("set").len(), 4);
 }
 
+fn local_records(store: &impl Store) {
+    assert_eq!(store.load_safety_state().expect("read"), None);
+    store.save_safety_state(b"first").expect("save");
+    store.save_safety_state(b"second").expect("save");
+    assert_eq!(store.load_safety_state().expect("read").as_deref(), Some(&b"second"[..]));
+    assert!(store.evidence().expect("read").is_empty());
+    assert!(store.save_evidence(b"key-2", b"two", 2).expect("save"));
+    assert!(!store.save_evidence(b"key-2", b"another", 2).expect("save"), "a duplicate key is not stored again");
+    assert!(store.save_evidence(b"key-1", b"one", 2).expect("save"));
+    // Full: a newer piece evicts the oldest; an older one than every kept piece is refused.
+    assert!(store.save_evidence(b"key-3", b"three", 2).expect("save"));
+    assert!(!store.save_evidence(b"key-0", b"zero", 2).expect("save"));
+    assert_eq!(store.evidence().expect("read"), vec![b"two".to_vec(), b"three".to_vec()]);
+}
+
 macro_rules! conformance {
     ($module:ident, $open:expr) => {
         mod $module {
@@ -135,6 +150,13 @@ macro_rules! conformance {
                 let fixture = fixture();
                 let (store, _guard) = $open(&fixture.genesis);
                 super::history_and_proofs(&fixture, &store);
+            }
+
+            #[test]
+            fn local_records() {
+                let fixture = fixture();
+                let (store, _guard) = $open(&fixture.genesis);
+                super::local_records(&store);
             }
         }
     };

@@ -6,8 +6,8 @@ mod common;
 use common::{TestChain, key, transfer};
 use consensus::Digest;
 use ledger::{
-    Address, BlockReader, BlockWriter, RocksStore, StateHistory, StateReader, StoreError, StoreOptions, TxLocation,
-    state::keys, validate,
+    Address, BlockReader, BlockWriter, LocalRecords, RocksStore, StateHistory, StateReader, StoreError, StoreOptions,
+    TxLocation, state::keys, validate,
 };
 
 #[test]

@@ -18,5 +18,7 @@ pub mod node;
 pub mod p2p;
 pub mod rpc_backend;
 pub mod scrub;
+#[cfg(test)]
+mod sim;
 pub mod state_file;
 pub mod verified;

@@ -45,6 +45,9 @@ pub struct Metrics {
     /// `stele_evidence_total`: distinct pieces of evidence recorded (conflicting votes of one
     /// validator).
     pub evidence: Counter,
+    /// `stele_proposals_rejected_total`: proposed blocks this node's checks refused (its peers'
+    /// leaders proposing what this node will not vote for: a faulty leader, or rules that differ).
+    pub proposals_rejected: Counter,
     /// `stele_scrub_height`: highest height the background scrub checked in its current pass.
     pub scrub_height: Gauge,
     /// `stele_scrub_passes_total`: full passes of the scrub over the stored chain.
@@ -81,6 +84,7 @@ impl Default for Metrics {
         let block_txs = Histogram::new(exponential_buckets(1.0, 2.0, 16));
         let block_bytes = Histogram::new(exponential_buckets(256.0, 2.0, 17));
         let evidence = Counter::default();
+        let proposals_rejected = Counter::default();
         let scrub_height = Gauge::default();
         let scrub_passes = Counter::default();
         let scrub_errors = Counter::default();
@@ -114,6 +118,11 @@ impl Default for Metrics {
             block_bytes.clone(),
         );
         registry.register("evidence", "Distinct pieces of evidence of misbehaviour recorded", evidence.clone());
+        registry.register(
+            "proposals_rejected",
+            "Proposed blocks this node's checks refused",
+            proposals_rejected.clone(),
+        );
         registry.register("scrub_height", "Highest height the scrub checked in its current pass", scrub_height.clone());
         registry.register("scrub_passes", "Full passes of the scrub over the stored chain", scrub_passes.clone());
         registry.register("scrub_errors", "Damaged stored values the scrub found", scrub_errors.clone());
@@ -138,6 +147,7 @@ impl Default for Metrics {
             block_txs,
             block_bytes,
             evidence,
+            proposals_rejected,
             scrub_height,
             scrub_passes,
             scrub_errors,

@@ -131,6 +131,7 @@ impl Node {
             store.clone(),
             network.clone(),
             metrics.clone(),
+            driver::Now::system(),
         )?;
         // Reads only, on the blocking pool, at its own bounded rate: never in the driver's way.
         let scrub = scrub::start(

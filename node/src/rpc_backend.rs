@@ -166,7 +166,7 @@ impl rpc::Backend for NodeBackend {
     }
 
     fn evidence(&self) -> Result<Vec<EvidenceRecord>, ledger::StoreError> {
-        crate::driver::evidence::load(&self.store)
+        crate::driver::evidence::load(self.store.as_ref())
     }
 
     /// The head and the next height's validator set from the store (point reads); sync and

@@ -9,7 +9,7 @@ use jmt::{
     storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch},
 };
 
-use super::{BlockReader, BlockWriter, StateHistory, StoreError, TxLocation, Writes};
+use super::{BlockReader, BlockWriter, LocalRecords, StateHistory, StoreError, TxLocation, Writes};
 use crate::{Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, state::StateReader};
 
 /// An in-memory store with the same behaviour as [`super::RocksStore`] (checked by one
@@ -29,6 +29,8 @@ struct Inner {
     state: HashMap<Vec<u8>, Vec<u8>>,
     nodes: HashMap<NodeKey, Node>,
     values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
+    safety_state: Option<Vec<u8>>,
+    evidence: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Inner {
@@ -172,6 +174,38 @@ impl BlockWriter for MemStore {
         inner.headers.insert(height, certified.block.header.clone());
         inner.bodies.insert(height, (certified.block.clone(), certified.certificate.clone()));
         Ok(())
+    }
+}
+
+impl LocalRecords for MemStore {
+    fn save_safety_state(&self, state: &[u8]) -> Result<(), StoreError> {
+        self.write().safety_state = Some(state.to_vec());
+        Ok(())
+    }
+
+    fn load_safety_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read().safety_state.clone())
+    }
+
+    fn save_evidence(&self, key: &[u8], evidence: &[u8], keep: usize) -> Result<bool, StoreError> {
+        let mut inner = self.write();
+        if inner.evidence.contains_key(key) {
+            return Ok(false);
+        }
+        let excess = (inner.evidence.len() + 1).saturating_sub(keep);
+        let dropped: Vec<Vec<u8>> = inner.evidence.keys().take(excess).cloned().collect();
+        if excess > 0 && dropped.last().is_none_or(|last_dropped| last_dropped.as_slice() > key) {
+            return Ok(false);
+        }
+        for old in dropped {
+            inner.evidence.remove(&old);
+        }
+        inner.evidence.insert(key.to_vec(), evidence.to_vec());
+        Ok(true)
+    }
+
+    fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self.read().evidence.values().cloned().collect())
     }
 }
 

@@ -264,6 +264,25 @@ pub trait BlockWriter {
     fn rewrite_genesis_tree(&self, genesis: &Genesis) -> Result<(), StoreError>;
 }
 
+/// What a node keeps about itself beside the chain: the consensus core's safety state and the
+/// evidence of misbehaviour it saw. Not part of the chain (no peer has the same), so never
+/// audited or served; kept by the store so that one write path and one crash model hold for
+/// everything a node must not lose.
+pub trait LocalRecords {
+    /// Saves the consensus core's safety state, durably, before any vote that depends on it
+    /// leaves the node.
+    fn save_safety_state(&self, state: &[u8]) -> Result<(), StoreError>;
+    /// The last saved safety state, if any; a damaged one is an error, never a state.
+    fn load_safety_state(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Saves one piece of evidence under `key` ([`schema::evidence_key`]) unless one is stored
+    /// there already, keeping at most `keep` pieces (the lowest keys, the oldest heights, go
+    /// first). Returns whether `evidence` is now stored (false for a duplicate, or for one older
+    /// than every kept piece).
+    fn save_evidence(&self, key: &[u8], evidence: &[u8], keep: usize) -> Result<bool, StoreError>;
+    /// Every stored piece of evidence, oldest height first.
+    fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+}
+
 /// The checks of [`BlockWriter::rewrite_block`], given the header of the block after it (as
 /// the store vouches for it) and the validator set in force at its height.
 pub(crate) fn check_rewrite(

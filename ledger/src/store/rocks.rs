@@ -12,7 +12,9 @@ use jmt::{
 };
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
-use super::{BlockReader, BlockWriter, StateHistory, StoreError, TxLocation, crash_point, failpoint, schema};
+use super::{
+    BlockReader, BlockWriter, LocalRecords, StateHistory, StoreError, TxLocation, crash_point, failpoint, schema,
+};
 use crate::{
     Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, SignedTransaction, encode, state::StateReader,
 };
@@ -283,42 +285,6 @@ impl RocksStore {
         Ok(Height::from_be_bytes(bytes))
     }
 
-    /// Saves the consensus core's safety state, synced, before any vote that depends on it
-    /// leaves the node. Its checksum goes in the same batch.
-    pub fn save_safety_state(&self, state: &[u8]) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        let safety = self.cf(schema::SAFETY)?;
-        batch.put_cf(safety, schema::SAFETY_STATE, state);
-        batch.put_cf(safety, schema::SAFETY_CHECKSUM, Digest::of(state).0);
-        let mut write_options = WriteOptions::default();
-        write_options.set_sync(true);
-        crash_point(failpoint::SAFETY_BEFORE_WRITE);
-        self.db.write_opt(batch, &write_options)?;
-        crash_point(failpoint::SAFETY_AFTER_WRITE);
-        Ok(())
-    }
-
-    /// The last saved safety state, if any.
-    ///
-    /// A damaged state could still decode, to votes this validator never cast, and let it sign
-    /// twice; so it is checked against its checksum. (A state saved before checksums existed
-    /// has none and is taken as it is.)
-    pub fn load_safety_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(state) = self.get_raw(schema::SAFETY, schema::SAFETY_STATE)? else {
-            return Ok(None);
-        };
-        if let Some(checksum) = self.get_raw(schema::SAFETY, schema::SAFETY_CHECKSUM)?
-            && checksum != Digest::of(&state).0
-        {
-            return Err(StoreError::Corrupt {
-                column: schema::SAFETY,
-                key: "state".to_string(),
-                reason: "the consensus safety state does not match its checksum".to_string(),
-            });
-        }
-        Ok(Some(state))
-    }
-
     /// The validator set that certifies `header`, from the cache when its digest matches.
     fn certifying_set(&self, header: &BlockHeader) -> Result<ValidatorSet, StoreError> {
         let cached = self.certifying_set.lock().ok().and_then(|cached| cached.clone());
@@ -432,46 +398,6 @@ impl RocksStore {
                 schema::BLOCK_HASHES
             ))),
         }
-    }
-
-    /// Saves one piece of evidence of misbehaviour under `key` ([`schema::evidence_key`]) unless
-    /// one is stored there already, keeping at most `keep` pieces: past that, the lowest keys
-    /// (the oldest heights) are deleted in the same write. Returns whether `evidence` is now
-    /// stored (false for a duplicate, or for one older than every kept piece).
-    pub fn save_evidence(&self, key: &[u8], evidence: &[u8], keep: usize) -> Result<bool, StoreError> {
-        let column = self.cf(schema::EVIDENCE)?;
-        if self.db.get_cf(column, key)?.is_some() {
-            return Ok(false);
-        }
-        // Evidence is rare and bounded, so counting it on each save is cheap.
-        let mut keys = Vec::new();
-        for entry in self.db.iterator_cf(column, IteratorMode::Start) {
-            keys.push(entry?.0);
-        }
-        let excess = (keys.len() + 1).saturating_sub(keep);
-        if excess > 0 && keys.get(excess - 1).is_none_or(|last_dropped| **last_dropped > *key) {
-            return Ok(false);
-        }
-        let mut batch = WriteBatch::default();
-        for old in keys.iter().take(excess) {
-            batch.delete_cf(column, old);
-        }
-        batch.put_cf(column, key, evidence);
-        let mut write_options = WriteOptions::default();
-        write_options.set_sync(self.options.sync_writes);
-        self.db.write_opt(batch, &write_options)?;
-        Ok(true)
-    }
-
-    /// Every stored piece of evidence, oldest height first.
-    pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        // A database opened read-only from before evidence was kept has no such column.
-        let Some(column) = self.db.cf_handle(schema::EVIDENCE) else { return Ok(Vec::new()) };
-        let mut pieces = Vec::new();
-        for entry in self.db.iterator_cf(column, IteratorMode::Start) {
-            pieces.push(entry?.1.into_vec());
-        }
-        Ok(pieces)
     }
 
     /// Whether [`schema::VALIDATOR_CHANGES`] is complete (a database written before it existed,
@@ -711,6 +637,84 @@ impl BlockWriter for RocksStore {
         batch.put_cf(self.cf(schema::CERTIFICATES)?, key, encode(&certified.certificate));
         batch.put_cf(self.cf(schema::BLOCK_HASHES)?, block.hash().0, key);
         self.write(batch)
+    }
+}
+
+impl LocalRecords for RocksStore {
+    /// Saves the consensus core's safety state, synced, before any vote that depends on it
+    /// leaves the node. Its checksum goes in the same batch.
+    fn save_safety_state(&self, state: &[u8]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let safety = self.cf(schema::SAFETY)?;
+        batch.put_cf(safety, schema::SAFETY_STATE, state);
+        batch.put_cf(safety, schema::SAFETY_CHECKSUM, Digest::of(state).0);
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(true);
+        crash_point(failpoint::SAFETY_BEFORE_WRITE);
+        self.db.write_opt(batch, &write_options)?;
+        crash_point(failpoint::SAFETY_AFTER_WRITE);
+        Ok(())
+    }
+
+    /// The last saved safety state, if any.
+    ///
+    /// A damaged state could still decode, to votes this validator never cast, and let it sign
+    /// twice; so it is checked against its checksum. (A state saved before checksums existed
+    /// has none and is taken as it is.)
+    fn load_safety_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(state) = self.get_raw(schema::SAFETY, schema::SAFETY_STATE)? else {
+            return Ok(None);
+        };
+        if let Some(checksum) = self.get_raw(schema::SAFETY, schema::SAFETY_CHECKSUM)?
+            && checksum != Digest::of(&state).0
+        {
+            return Err(StoreError::Corrupt {
+                column: schema::SAFETY,
+                key: "state".to_string(),
+                reason: "the consensus safety state does not match its checksum".to_string(),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Saves one piece of evidence of misbehaviour under `key` ([`schema::evidence_key`]) unless
+    /// one is stored there already, keeping at most `keep` pieces: past that, the lowest keys
+    /// (the oldest heights) are deleted in the same write. Returns whether `evidence` is now
+    /// stored (false for a duplicate, or for one older than every kept piece).
+    fn save_evidence(&self, key: &[u8], evidence: &[u8], keep: usize) -> Result<bool, StoreError> {
+        let column = self.cf(schema::EVIDENCE)?;
+        if self.db.get_cf(column, key)?.is_some() {
+            return Ok(false);
+        }
+        // Evidence is rare and bounded, so counting it on each save is cheap.
+        let mut keys = Vec::new();
+        for entry in self.db.iterator_cf(column, IteratorMode::Start) {
+            keys.push(entry?.0);
+        }
+        let excess = (keys.len() + 1).saturating_sub(keep);
+        if excess > 0 && keys.get(excess - 1).is_none_or(|last_dropped| **last_dropped > *key) {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        for old in keys.iter().take(excess) {
+            batch.delete_cf(column, old);
+        }
+        batch.put_cf(column, key, evidence);
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(self.options.sync_writes);
+        self.db.write_opt(batch, &write_options)?;
+        Ok(true)
+    }
+
+    /// Every stored piece of evidence, oldest height first.
+    fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        // A database opened read-only from before evidence was kept has no such column.
+        let Some(column) = self.db.cf_handle(schema::EVIDENCE) else { return Ok(Vec::new()) };
+        let mut pieces = Vec::new();
+        for entry in self.db.iterator_cf(column, IteratorMode::Start) {
+            pieces.push(entry?.1.into_vec());
+        }
+        Ok(pieces)
     }
 }
 

@@ -30,7 +30,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use consensus::SafetyState;
 use genesis::{GenesisDocument, files};
-use ledger::{BlockReader, Genesis, RocksStore, StoreError, StoreOptions};
+use ledger::{BlockReader, Genesis, LocalRecords, RocksStore, StoreError, StoreOptions};
 use node::{admin, node::DATA_DIR};
 use serde::{Deserialize, Serialize};
 

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use consensus::{ChainId, Digest};
-use ledger::{AdmitError, RocksStore, state::read_params};
+use ledger::{AdmitError, state::read_params};
 use libp2p::{PeerId, gossipsub::MessageId};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::Request;
+use super::{ChainStore, Request};
 use crate::{
     mempool::{Prechecked, precheck},
     p2p::{NetworkEvent, Topic, protocol::TxGossip},
@@ -24,7 +24,7 @@ const BATCH_MAX: usize = 4096;
 /// Batches of client submissions being checked or admitted at once; more wait and merge.
 const SUBMISSIONS_IN_FLIGHT: usize = 2;
 /// Most transactions in one gossip message.
-pub(super) const TX_GOSSIP_MAX: usize = 4096;
+pub const TX_GOSSIP_MAX: usize = 4096;
 
 /// Client transactions waiting for their verdicts.
 pub(super) struct Submission {
@@ -33,32 +33,56 @@ pub(super) struct Submission {
 }
 
 /// A transaction gossip message, checked.
-pub(super) struct CheckedGossip {
+pub struct CheckedGossip {
+    /// Its gossip id.
     pub id: MessageId,
+    /// The peer that forwarded it.
     pub source: PeerId,
     /// `None`: undecodable or over [`TX_GOSSIP_MAX`].
     pub transactions: Option<Vec<Result<Prechecked, AdmitError>>>,
 }
 
+/// The transactions of a gossip message; `None` if it does not decode or holds more than
+/// [`TX_GOSSIP_MAX`].
+pub fn decode_tx_gossip(data: &[u8]) -> Option<Vec<Vec<u8>>> {
+    match borsh::from_slice::<TxGossip>(data) {
+        Ok(TxGossip(transactions)) if transactions.len() <= TX_GOSSIP_MAX => Some(transactions),
+        _ => None,
+    }
+}
+
 /// What checking needs: the chain's limits (read from the store) and id, and the hashes this
 /// node already verified. Cheap to clone.
-#[derive(Clone)]
-pub(super) struct Checker {
-    pub store: Arc<RocksStore>,
+pub struct Checker<S> {
+    /// The store the limits are read from.
+    pub store: Arc<S>,
+    /// The chain.
     pub chain_id: ChainId,
+    /// Hashes whose signatures verified (shared with the driver).
     pub verified: Arc<VerifiedCache>,
 }
 
-impl Checker {
-    /// Checks a batch on the blocking pool (reading the chain's limits first).
+impl<S> Clone for Checker<S> {
+    fn clone(&self) -> Self {
+        Checker { store: self.store.clone(), chain_id: self.chain_id.clone(), verified: self.verified.clone() }
+    }
+}
+
+impl<S: ChainStore> Checker<S> {
+    /// Checks a batch on this thread (reading the chain's limits first): decoding, limits and
+    /// signatures, the checks that need no state.
+    pub fn check_here(&self, encoded: Vec<Vec<u8>>) -> Vec<Result<Prechecked, AdmitError>> {
+        match read_params(self.store.as_ref()) {
+            Ok(params) => precheck(&self.chain_id, &params, encoded, &self.verified),
+            Err(error) => encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
+        }
+    }
+
+    /// [`Checker::check_here`] on the blocking pool.
     async fn check(&self, encoded: Vec<Vec<u8>>) -> Vec<Result<Prechecked, AdmitError>> {
-        let params = match read_params(self.store.as_ref()) {
-            Ok(params) => params,
-            Err(error) => return encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
-        };
         let count = encoded.len();
-        let (chain_id, verified) = (self.chain_id.clone(), self.verified.clone());
-        match tokio::task::spawn_blocking(move || precheck(&chain_id, &params, encoded, &verified)).await {
+        let checker = self.clone();
+        match tokio::task::spawn_blocking(move || checker.check_here(encoded)).await {
             Ok(checked) => checked,
             // Only a panic inside the check gets here: refuse the batch rather than admit unchecked.
             Err(error) => (0..count)
@@ -70,9 +94,9 @@ impl Checker {
 
 /// Runs until every submitter is gone: takes client submissions, merges what waits, checks
 /// each batch and hands it to the driver, and answers each submitter with its own verdicts.
-pub(super) async fn run_submissions(
+pub(super) async fn run_submissions<S: ChainStore>(
     mut incoming: mpsc::Receiver<Submission>,
-    checker: Checker,
+    checker: Checker<S>,
     requests: mpsc::Sender<Request>,
 ) {
     let permits = Arc::new(Semaphore::new(SUBMISSIONS_IN_FLIGHT));
@@ -117,9 +141,9 @@ pub(super) async fn run_submissions(
 
 /// Runs until the network stops: decodes and checks transaction gossip messages, in order, and
 /// passes each on to the driver. Messages that wait are checked together, in one batch.
-pub(super) async fn run_tx_gossip(
+pub(super) async fn run_tx_gossip<S: ChainStore>(
     mut incoming: mpsc::Receiver<NetworkEvent>,
-    checker: Checker,
+    checker: Checker<S>,
     checked: mpsc::Sender<CheckedGossip>,
 ) {
     while let Some(event) = incoming.recv().await {
@@ -128,10 +152,7 @@ pub(super) async fn run_tx_gossip(
         let mut next = Some(event);
         while let Some(event) = next.take() {
             let NetworkEvent::Gossip { topic: Topic::Transactions, id, source, data } = event else { continue };
-            let transactions = match borsh::from_slice::<TxGossip>(&data) {
-                Ok(TxGossip(transactions)) if transactions.len() <= TX_GOSSIP_MAX => Some(transactions),
-                _ => None,
-            };
+            let transactions = decode_tx_gossip(&data);
             count += transactions.as_ref().map_or(0, Vec::len);
             messages.push((id, source, transactions));
             if count < BATCH_MAX {

@@ -35,7 +35,7 @@ use consensus::{
 use ledger::{Address, Block, Payload, Transaction};
 use tracing::{error, warn};
 
-use super::{Driver, Error, now_ms};
+use super::{ChainStore, Driver, Error, Network, Now};
 use crate::p2p::{Topic, protocol::ConsensusGossip};
 
 /// The variable that chooses the behaviours.
@@ -112,7 +112,7 @@ impl Byzantine {
         if behaviours.is_empty() {
             return Ok(None);
         }
-        let seed = now_ms();
+        let seed = Now::system().unix_ms;
         let outsider = SigningKey::from_seed(Digest::of(&seed.to_le_bytes()).0);
         Ok(Some(Byzantine { behaviours, counter: 0, seed, outsider, seen: VecDeque::new(), last_oversized: None }))
     }
@@ -193,7 +193,7 @@ pub(super) fn announce(byzantine: Option<&Byzantine>) {
     }
 }
 
-impl Driver {
+impl<S: ChainStore, N: Network> Driver<S, N> {
     /// A message received and verified: kept for replay.
     pub(super) fn byzantine_received(&mut self, message: &Message) {
         if let Some(byzantine) = self.byzantine.as_mut() {
@@ -204,6 +204,7 @@ impl Driver {
     /// Runs after the honest broadcast of `message`: adds the lies it calls for.
     pub(super) fn byzantine_broadcast(&mut self, message: &Message) {
         let Some(mut byzantine) = self.byzantine.take() else { return };
+        let now = self.now();
         if byzantine.on(Behaviour::Equivocate) {
             self.equivocate(message);
         }
@@ -226,9 +227,9 @@ impl Driver {
             self.network.publish(Topic::Transactions, byzantine.bytes(len));
         }
         if byzantine.on(Behaviour::Oversized)
-            && byzantine.last_oversized.is_none_or(|at| at.elapsed() >= OVERSIZED_INTERVAL)
+            && byzantine.last_oversized.is_none_or(|at| now.saturating_duration_since(at) >= OVERSIZED_INTERVAL)
         {
-            byzantine.last_oversized = Some(Instant::now());
+            byzantine.last_oversized = Some(now);
             self.oversized();
         }
         if byzantine.on(Behaviour::FarFuture)

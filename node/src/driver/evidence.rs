@@ -8,7 +8,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use consensus::{PublicKey, SignedVote};
-use ledger::{RocksStore, StoreError, store::schema};
+use ledger::{LocalRecords, StoreError, store::schema};
 use rpc::EvidenceRecord;
 
 pub use rpc::api::EVIDENCE_MAX;
@@ -27,7 +27,7 @@ fn key(record: &EvidenceRecord) -> [u8; 21] {
 
 /// Saves a piece of evidence unless the store holds one for the same height, view, kind and
 /// validator; returns whether it is new.
-pub fn save(store: &RocksStore, record: &EvidenceRecord) -> Result<bool, StoreError> {
+pub fn save(store: &impl LocalRecords, record: &EvidenceRecord) -> Result<bool, StoreError> {
     let stored = Stored::V1 {
         public_key: record.public_key,
         first: record.first,
@@ -40,7 +40,7 @@ pub fn save(store: &RocksStore, record: &EvidenceRecord) -> Result<bool, StoreEr
 }
 
 /// Every saved piece, oldest height first.
-pub fn load(store: &RocksStore) -> Result<Vec<EvidenceRecord>, StoreError> {
+pub fn load(store: &impl LocalRecords) -> Result<Vec<EvidenceRecord>, StoreError> {
     store
         .evidence()?
         .iter()
@@ -59,7 +59,7 @@ pub fn load(store: &RocksStore) -> Result<Vec<EvidenceRecord>, StoreError> {
 #[cfg(test)]
 mod tests {
     use consensus::{ChainId, Digest, SigningKey, Vote, VoteKind};
-    use ledger::{Genesis, Params, StoreOptions, ValidatorInfo};
+    use ledger::{Genesis, Params, RocksStore, StoreOptions, ValidatorInfo};
 
     use super::*;
 

@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 
 use consensus::{Message, MessageError, Replica, ValidatorSet, Verified};
-use ledger::{AdmitError, Block, BlockReader, StateHistory};
+use ledger::{AdmitError, Block};
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Driver, Error, Input, admission::CheckedGossip, proposals::Unasked};
+use super::{ChainStore, Driver, Error, Input, Network, admission::CheckedGossip, proposals::Unasked};
 use crate::{
     mempool::Prechecked,
     p2p::{
@@ -25,8 +25,8 @@ enum Refusal {
     Ignored,
 }
 
-impl Driver {
-    pub(super) fn on_network(&mut self, event: NetworkEvent) -> Result<(), Error> {
+impl<S: ChainStore, N: Network> Driver<S, N> {
+    pub(super) fn on_network(&mut self, event: NetworkEvent<N::Reply>) -> Result<(), Error> {
         match event {
             NetworkEvent::Gossip { topic: Topic::Consensus, id, source, data } => {
                 self.delivered_by = Some(source);
@@ -221,7 +221,7 @@ impl Driver {
     }
 
     fn admit_gossiped(&mut self, checked: Vec<Result<Prechecked, AdmitError>>) -> MessageAcceptance {
-        let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked, std::time::Instant::now());
+        let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked, self.now());
         // Transactions this one let out of a nonce gap can now execute: peers should hear of them.
         self.tx_outbox.extend(self.mempool.take_promoted());
         self.update_mempool_metrics();

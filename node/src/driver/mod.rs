@@ -2,6 +2,12 @@
 //! the mempool and the write side of the store; the network, the RPC server and the metrics
 //! endpoint talk to it through channels.
 //!
+//! It is a state machine over its [`ports`]: a [`ChainStore`], a [`Network`] and the time
+//! ([`Now`]), each an input. [`Driver::run`] is the node's loop (RocksDB, libp2p, the system
+//! clock); the whole-node simulation steps the same driver with [`Driver::boot`],
+//! [`Driver::handle`] and [`Driver::admit`] over `MemStore`, a simulated network and virtual
+//! time, so every path here runs deterministically in tests.
+//!
 //! Order matters and is kept here: a `Persist` output is synced to RocksDB before any later
 //! output runs (so a restarted validator never signs twice); a decided block is committed in
 //! one atomic write before subscribers hear of it and before the next height starts.
@@ -12,22 +18,21 @@ mod body_cache;
 pub(crate) mod byzantine;
 pub mod evidence;
 mod gossip;
+pub mod ports;
 mod proposals;
 mod sync;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashSet, VecDeque},
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use consensus::{
     ChainId, CommitCertificate, Digest, Height, Input, Message, Output, Replica, SafetyState, SigningKey, Timer,
     ValidatorSet,
 };
-use ledger::{
-    AdmitError, BlockHeader, BlockReader, CertifiedBlock, RocksStore, StateHistory, StoreError, state::read_params,
-};
+use ledger::{AdmitError, BlockHeader, CertifiedBlock, StoreError, state::read_params};
 use libp2p::PeerId;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -35,9 +40,12 @@ use tracing::{debug, info, warn};
 use crate::{
     mempool::{Mempool, MempoolConfig, Prechecked},
     metrics::Metrics,
-    p2p::{NetworkHandle, Topic, protocol::TxGossip},
+    p2p::{NetworkEvent, Topic, protocol::TxGossip},
     verified::VerifiedCache,
 };
+
+pub use admission::{CheckedGossip, Checker, TX_GOSSIP_MAX, decode_tx_gossip};
+pub use ports::{ChainStore, Network, Now};
 
 use body_cache::BodyCache;
 
@@ -173,18 +181,31 @@ const BOOT_GRACE: Duration = Duration::from_secs(3);
 /// How often peers are asked for their heads (to notice being behind).
 const HEADS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The consensus driver. Build with [`Driver::new`], run with [`Driver::run`].
-pub struct Driver {
+/// What happens to a driver; [`Driver::handle`] takes one at a time.
+pub enum Event<R> {
+    /// The network delivered something (transaction gossip comes checked, as `TxGossip`).
+    Network(NetworkEvent<R>),
+    /// A transaction gossip message, decoded and its signatures checked ([`Checker`]).
+    TxGossip(CheckedGossip),
+    /// Time passed: whatever is due by [`Driver::next_deadline`] runs.
+    Tick,
+}
+
+/// The consensus driver. Build with [`Driver::new`]; a node runs it with [`Driver::run`], a
+/// simulation steps it with [`Driver::boot`] and [`Driver::handle`].
+pub struct Driver<S, N> {
     settings: Settings,
-    store: Arc<RocksStore>,
+    store: Arc<S>,
     replica: Replica,
     mempool: Mempool,
-    network: NetworkHandle,
+    network: N,
     metrics: Arc<Metrics>,
     commits: broadcast::Sender<Arc<CertifiedBlock>>,
     requests: mpsc::Receiver<Request>,
     /// Where checked client submissions come from: the checking task's ends, taken by `run`.
     admission: Option<(mpsc::Receiver<admission::Submission>, mpsc::Sender<Request>)>,
+    /// The time of the event being handled.
+    now: Now,
     /// Transactions whose signatures this node verified (admission and proposals share it).
     verified: Arc<VerifiedCache>,
     /// The last committed header.
@@ -199,13 +220,13 @@ pub struct Driver {
     started_at: Instant,
     last_commit_at: Instant,
     /// View timers the core asked for, with their deadlines.
-    timers: HashMap<Timer, Instant>,
+    timers: BTreeMap<Timer, Instant>,
     /// Blocks proposed for `head + 1`, by header hash (bodies that match their headers only).
     bodies: BodyCache,
     /// Proposals the core asked to validate whose block has not arrived.
-    awaiting_validation: HashMap<Digest, Height>,
+    awaiting_validation: BTreeMap<Digest, Height>,
     /// Proposals only too early by this node's clock, and when to check them again.
-    early: HashMap<Digest, (Height, Instant)>,
+    early: BTreeMap<Digest, (Height, Instant)>,
     /// A decision whose block has not arrived (or was refused, see `refused`).
     awaiting_block: Option<CommitCertificate>,
     /// A decided block this node's checks refused, and when to fetch and check it again.
@@ -216,8 +237,14 @@ pub struct Driver {
     tx_outbox: Vec<Vec<u8>>,
     /// Connected peers.
     connected: usize,
-    /// Before the first height starts (waiting for peers).
-    booting: bool,
+    /// Before the first height starts (waiting for peers), until when at most.
+    booting: Option<Instant>,
+    /// When peers are next asked for their heads (and missing bodies again).
+    next_heads: Instant,
+    /// When stuck transactions are next gossiped again.
+    next_regossip: Instant,
+    /// When the transaction outbox was last flushed.
+    last_flush: Instant,
     /// The peer that delivered the message being fed, named in evidence it reveals.
     delivered_by: Option<PeerId>,
     /// How this validator misbehaves (test builds only; `None` behaves).
@@ -225,14 +252,16 @@ pub struct Driver {
     byzantine: Option<byzantine::Byzantine>,
 }
 
-impl Driver {
-    /// Prepares a driver over an open store. Returns it with the handle RPC uses.
+impl<S: ChainStore, N: Network> Driver<S, N> {
+    /// Prepares a driver over an open store, at the time `now`. Returns it with the handle RPC
+    /// uses.
     pub fn new(
         settings: Settings,
-        store: Arc<RocksStore>,
-        network: NetworkHandle,
+        store: Arc<S>,
+        network: N,
         metrics: Arc<Metrics>,
-    ) -> Result<(Driver, DriverHandle), Error> {
+        now: Now,
+    ) -> Result<(Self, DriverHandle), Error> {
         let head = store.head()?;
         let params = read_params(store.as_ref())?;
         let replica = Replica::new(consensus::Config {
@@ -246,7 +275,6 @@ impl Driver {
         let (request_sender, requests) = mpsc::channel(1024);
         let (submissions, submissions_receiver) = mpsc::channel(1024);
         let validators = store.validator_set_for(head.height + 1)?;
-        let now = Instant::now();
         let driver = Driver {
             settings,
             store,
@@ -257,24 +285,28 @@ impl Driver {
             commits: commits.clone(),
             requests,
             admission: Some((submissions_receiver, request_sender.clone())),
+            now,
             verified: Arc::new(VerifiedCache::new(crate::verified::DEFAULT_CAPACITY)),
             head,
             validators,
             validator_peers: Vec::new(),
             admitted: HashSet::new(),
             started: false,
-            started_at: now,
-            last_commit_at: now,
-            timers: HashMap::new(),
+            started_at: now.instant,
+            last_commit_at: now.instant,
+            timers: BTreeMap::new(),
             bodies: BodyCache::default(),
-            awaiting_validation: HashMap::new(),
-            early: HashMap::new(),
+            awaiting_validation: BTreeMap::new(),
+            early: BTreeMap::new(),
             awaiting_block: None,
             refused: None,
             sync: sync::SyncState::default(),
             tx_outbox: Vec::new(),
             connected: 0,
-            booting: false,
+            booting: None,
+            next_heads: now.instant,
+            next_regossip: now.instant + REGOSSIP_AFTER,
+            last_flush: now.instant,
             delivered_by: None,
             #[cfg(feature = "byzantine")]
             byzantine: byzantine::Byzantine::from_env()?,
@@ -282,23 +314,53 @@ impl Driver {
         Ok((driver, DriverHandle { requests: request_sender, submissions, commits: commits.downgrade() }))
     }
 
-    /// Runs until `shutdown` turns true or a fatal error. Boots the core from the saved safety
-    /// state and starts the next height at once (a restarted network shows liveness).
-    pub async fn run(mut self, events: crate::p2p::Events, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    /// Runs until `shutdown` turns true or a fatal error, on this machine's clocks: boots (see
+    /// [`Driver::boot`]), then hands every event to [`Driver::handle`].
+    pub async fn run(mut self, events: crate::p2p::Events, mut shutdown: watch::Receiver<bool>) -> Result<(), Error>
+    where
+        N: Network<Reply = libp2p::request_response::ResponseChannel<crate::p2p::protocol::Response>>,
+    {
         // Transactions are checked off this loop; these tasks end when their inputs close.
         let crate::p2p::Events { consensus: mut consensus_events, transactions } = events;
-        #[cfg(feature = "byzantine")]
-        byzantine::announce(self.byzantine.as_ref());
         let (checked_sender, mut checked_gossip) = mpsc::channel(64);
-        let checker = admission::Checker {
-            store: self.store.clone(),
-            chain_id: self.settings.chain_id.clone(),
-            verified: self.verified.clone(),
-        };
+        let checker = self.checker();
         tokio::spawn(admission::run_tx_gossip(transactions, checker.clone(), checked_sender));
         if let Some((submissions, requests)) = self.admission.take() {
             tokio::spawn(admission::run_submissions(submissions, checker, requests));
         }
+        self.boot(Now::system())?;
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep_until(deadline.into()) => self.handle(Now::system(), Event::Tick)?,
+                // Consensus first, then clients, then transaction gossip: a flood of transactions
+                // must not starve votes.
+                event = consensus_events.recv() => match event {
+                    Some(event) => self.handle(Now::system(), Event::Network(event))?,
+                    None => break,
+                },
+                Some(request) = self.requests.recv() => {
+                    self.now = Now::system();
+                    self.on_request(request)?;
+                    self.after_event()?;
+                }
+                Some(gossip) = checked_gossip.recv() => self.handle(Now::system(), Event::TxGossip(gossip))?,
+            }
+        }
+        info!(height = self.head.height, "driver stopped");
+        Ok(())
+    }
+
+    /// Starts the driver at `now`: restores the core from the saved safety state and waits for
+    /// a quorum of peers (at most [`BOOT_GRACE`]) before starting the next height, so that a
+    /// restarted network shows liveness at once and view 0 is not wasted on a leader nobody
+    /// hears.
+    pub fn boot(&mut self, now: Now) -> Result<(), Error> {
+        self.now = now;
+        #[cfg(feature = "byzantine")]
+        byzantine::announce(self.byzantine.as_ref());
         self.refresh_validators()?;
         self.metrics.height.set(height_gauge(self.head.height));
         if let Some(bytes) = self.store.load_safety_state()? {
@@ -316,42 +378,71 @@ impl Driver {
             self.feed(Input::Restore(state))?;
         }
         info!(height = self.head.height, "chain head");
-        // The first height starts once enough peers are connected to hear the proposal (or
-        // after a grace period), instead of wasting view 0 on a leader nobody hears.
-        let boot_deadline = Instant::now() + BOOT_GRACE;
-        self.booting = true;
-        let mut heads = tokio::time::interval(HEADS_INTERVAL);
-        let mut gossip = tokio::time::interval(TX_GOSSIP_INTERVAL);
-        let mut regossip = tokio::time::interval(REGOSSIP_AFTER);
-        loop {
-            if self.booting && (Instant::now() >= boot_deadline || self.connected + 1 >= self.validators.quorum()) {
-                self.booting = false;
-                self.start_height()?;
-            }
-            let deadline = if self.booting { boot_deadline } else { self.next_deadline() };
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => break,
-                _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline()?,
-                // Consensus first, then clients, then transaction gossip: a flood of transactions
-                // must not starve votes.
-                event = consensus_events.recv() => match event {
-                    Some(event) => self.on_network(event)?,
-                    None => break,
-                },
-                Some(request) = self.requests.recv() => self.on_request(request)?,
-                Some(gossip) = checked_gossip.recv() => self.on_tx_gossip(gossip)?,
-                _ = heads.tick() => {
-                    self.network.ask_heads();
-                    self.refetch_missing_bodies();
-                }
-                _ = gossip.tick(), if !self.tx_outbox.is_empty() => self.flush_tx_gossip(),
-                _ = regossip.tick() => self.regossip_stuck()?,
-            }
-            self.maybe_start_height()?;
+        self.booting = Some(now.instant + BOOT_GRACE);
+        self.next_heads = now.instant;
+        self.next_regossip = now.instant + REGOSSIP_AFTER;
+        self.after_event()
+    }
+
+    /// Handles one event that happened at `now`, then starts the next height if there is work.
+    pub fn handle(&mut self, now: Now, event: Event<N::Reply>) -> Result<(), Error> {
+        self.now = now;
+        match event {
+            Event::Network(event) => self.on_network(event)?,
+            Event::TxGossip(gossip) => self.on_tx_gossip(gossip)?,
+            Event::Tick => self.on_deadline()?,
         }
-        info!(height = self.head.height, "driver stopped");
-        Ok(())
+        self.after_event()
+    }
+
+    /// Admits checked client transactions (see [`Checker`]) at `now`; one verdict per
+    /// transaction, in order. Ready ones are gossiped.
+    pub fn admit(&mut self, now: Now, checked: Vec<Result<Prechecked, AdmitError>>) -> Vec<Result<Digest, AdmitError>> {
+        self.now = now;
+        let encoded: Vec<Option<Vec<u8>>> =
+            checked.iter().map(|result| result.as_ref().ok().map(|tx| tx.encoded().to_vec())).collect();
+        let admitted = self.mempool.admit_prechecked(self.store.as_ref(), checked, now.instant);
+        for (encoded, verdict) in encoded.into_iter().zip(&admitted) {
+            // Held behind a nonce gap: gossiped only once the gap closes (take_promoted).
+            if let (Some(encoded), Ok(crate::mempool::Admitted::Ready(_))) = (encoded, verdict) {
+                self.tx_outbox.push(encoded);
+            }
+        }
+        self.tx_outbox.extend(self.mempool.take_promoted());
+        let verdicts: Vec<_> = admitted.into_iter().map(|verdict| verdict.map(|tx| tx.hash())).collect();
+        if self.tx_outbox.len() >= TX_GOSSIP_BATCH {
+            self.flush_tx_gossip();
+        }
+        self.update_mempool_metrics();
+        verdicts
+    }
+
+    /// What follows every event: the first height starts once a quorum of peers is connected
+    /// (or the boot grace ran out), a later one when there is work.
+    fn after_event(&mut self) -> Result<(), Error> {
+        if let Some(until) = self.booting
+            && (self.now.instant >= until || self.connected + 1 >= self.validators.quorum())
+        {
+            self.booting = None;
+            self.start_height()?;
+        }
+        self.maybe_start_height()
+    }
+
+    /// What checks transactions before [`Driver::admit`] or [`Event::TxGossip`] takes them,
+    /// sharing this driver's cache of verified signatures.
+    pub fn checker(&self) -> Checker<S> {
+        Checker { store: self.store.clone(), chain_id: self.settings.chain_id.clone(), verified: self.verified.clone() }
+    }
+
+    /// The last committed header.
+    pub fn head(&self) -> &BlockHeader {
+        &self.head
+    }
+
+    /// The time of the event handled last.
+    fn now(&self) -> Instant {
+        self.now.instant
     }
 
     /// Feeds one input and executes the outputs, and those of the inputs they lead to, in order.
@@ -396,7 +487,7 @@ impl Driver {
                 }
             }
             Output::StartTimer { timer, after_ms } => {
-                self.timers.insert(timer, Instant::now() + Duration::from_millis(after_ms));
+                self.timers.insert(timer, self.now() + Duration::from_millis(after_ms));
             }
             Output::RequestProposal { height, view } => {
                 if let Some(digest) = self.build_proposal(height, view)? {
@@ -439,10 +530,10 @@ impl Driver {
             public_key,
             first,
             second,
-            seen_at_ms: now_ms(),
+            seen_at_ms: self.now.unix_ms,
             peer: self.delivered_by.map(|peer| peer.to_string()),
         };
-        if evidence::save(&self.store, &record)? {
+        if evidence::save(self.store.as_ref(), &record)? {
             self.metrics.evidence.inc();
             warn!(
                 validator = first.validator,
@@ -491,11 +582,11 @@ impl Driver {
         let header = certified.block.header.clone();
         let txs = certified.block.transactions.len();
         let bytes: usize = certified.block.transactions.iter().map(|tx| tx.encoded_len()).sum();
-        let latency = self.started_at.elapsed().as_secs_f64();
+        let latency = self.now().saturating_duration_since(self.started_at).as_secs_f64();
         info!(height = header.height, txs, hash = %header.hash(), "committed");
         self.head = header;
         self.started = false;
-        self.last_commit_at = Instant::now();
+        self.last_commit_at = self.now();
         self.metrics.block_committed(self.head.height, txs, bytes, latency);
         self.timers.retain(|timer, _| timer.height > self.head.height);
         self.bodies.retain_above(self.head.height);
@@ -506,7 +597,7 @@ impl Driver {
             self.refused = None;
         }
         let dropped = self.mempool.prune(self.store.as_ref())?;
-        self.mempool.expire(Instant::now());
+        self.mempool.expire(self.now());
         // The block may have closed nonce gaps: those transactions can execute now.
         self.tx_outbox.extend(self.mempool.take_promoted());
         debug!(dropped, pending = self.mempool.len(), "mempool pruned");
@@ -539,7 +630,11 @@ impl Driver {
     /// by the main loop after each event, never from inside `feed` (a single validator decides
     /// within `feed`, and starting the next height there would recurse).
     fn maybe_start_height(&mut self) -> Result<(), Error> {
-        if !self.started && !self.booting && !self.mempool.is_empty() && self.mempool.has_ready(self.store.as_ref())? {
+        if !self.started
+            && self.booting.is_none()
+            && !self.mempool.is_empty()
+            && self.mempool.has_ready(self.store.as_ref())?
+        {
             self.start_height()?;
         }
         Ok(())
@@ -551,27 +646,46 @@ impl Driver {
         }
         let height = self.head.height + 1;
         // The certificate alone: reading the whole block would re-check its body every height.
-        let previous = if self.head.height == 0 { None } else { self.store.certificate(self.head.height)? };
+        let previous = if self.head.height == 0 {
+            None
+        } else {
+            self.store.certified_header(self.head.height)?.map(|(_, certificate)| certificate)
+        };
         self.started = true;
-        self.started_at = Instant::now();
+        self.started_at = self.now();
         debug!(height, "starting height");
         self.feed(Input::StartHeight { height, validators: self.validators.clone(), previous })?;
         // A decision may have arrived with the inputs (a peer's certificate): commit follows.
         Ok(())
     }
 
-    fn next_deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
+    /// When the driver next has something to do by itself (a [`Event::Tick`] is due).
+    pub fn next_deadline(&self) -> Instant {
+        let far = self.now() + Duration::from_secs(3600);
         let timers = self.timers.values().chain(self.early.values().map(|(_, at)| at)).min().copied().unwrap_or(far);
         let idle = match (self.started, self.settings.empty_block_interval) {
             (false, Some(interval)) => self.last_commit_at + interval,
             _ => far,
         };
-        timers.min(idle)
+        let flush = if self.tx_outbox.is_empty() { far } else { self.last_flush + TX_GOSSIP_INTERVAL };
+        let periodic = self.next_heads.min(self.next_regossip).min(flush);
+        timers.min(idle).min(periodic).min(self.booting.unwrap_or(far))
     }
 
     fn on_deadline(&mut self) -> Result<(), Error> {
-        let now = Instant::now();
+        let now = self.now();
+        if now >= self.next_heads {
+            self.next_heads = now + HEADS_INTERVAL;
+            self.network.ask_heads();
+            self.refetch_missing_bodies();
+        }
+        if !self.tx_outbox.is_empty() && now >= self.last_flush + TX_GOSSIP_INTERVAL {
+            self.flush_tx_gossip();
+        }
+        if now >= self.next_regossip {
+            self.next_regossip = now + REGOSSIP_AFTER;
+            self.regossip_stuck()?;
+        }
         if !self.started
             && self.settings.empty_block_interval.is_some_and(|interval| now >= self.last_commit_at + interval)
         {
@@ -588,21 +702,7 @@ impl Driver {
     fn on_request(&mut self, request: Request) -> Result<(), Error> {
         match request {
             Request::Submit { checked, reply } => {
-                let encoded: Vec<Option<Vec<u8>>> =
-                    checked.iter().map(|result| result.as_ref().ok().map(|tx| tx.encoded().to_vec())).collect();
-                let admitted = self.mempool.admit_prechecked(self.store.as_ref(), checked, Instant::now());
-                for (encoded, verdict) in encoded.into_iter().zip(&admitted) {
-                    // Held behind a nonce gap: gossiped only once the gap closes (take_promoted).
-                    if let (Some(encoded), Ok(crate::mempool::Admitted::Ready(_))) = (encoded, verdict) {
-                        self.tx_outbox.push(encoded);
-                    }
-                }
-                self.tx_outbox.extend(self.mempool.take_promoted());
-                let verdicts: Vec<_> = admitted.into_iter().map(|verdict| verdict.map(|tx| tx.hash())).collect();
-                if self.tx_outbox.len() >= TX_GOSSIP_BATCH {
-                    self.flush_tx_gossip();
-                }
-                self.update_mempool_metrics();
+                let verdicts = self.admit(self.now, checked);
                 let _ = reply.send(verdicts);
             }
             Request::MempoolSize(reply) => {
@@ -628,7 +728,7 @@ impl Driver {
     /// only when its retry is due) and those of proposals waiting for validation. A first
     /// request can fail under load, or be answered first by a peer that lies.
     fn refetch_missing_bodies(&self) {
-        let now = Instant::now();
+        let now = self.now();
         let missing = self
             .awaiting_block
             .iter()
@@ -643,7 +743,7 @@ impl Driver {
     /// Gossips again the transactions the next block would take, if none was committed lately.
     fn regossip_stuck(&mut self) -> Result<(), Error> {
         if self.mempool.is_empty()
-            || self.last_commit_at.elapsed() < REGOSSIP_AFTER
+            || self.now().saturating_duration_since(self.last_commit_at) < REGOSSIP_AFTER
             || !self.mempool.has_ready(self.store.as_ref())?
         {
             return Ok(());
@@ -656,6 +756,7 @@ impl Driver {
     }
 
     fn flush_tx_gossip(&mut self) {
+        self.last_flush = self.now();
         while !self.tx_outbox.is_empty() {
             let batch: Vec<Vec<u8>> = self.tx_outbox.drain(..self.tx_outbox.len().min(TX_GOSSIP_BATCH)).collect();
             let encoded = borsh::to_vec(&TxGossip(batch)).expect("encoding to a Vec cannot fail");
@@ -671,9 +772,4 @@ impl Driver {
 
 fn height_gauge(height: Height) -> i64 {
     i64::try_from(height).unwrap_or(i64::MAX)
-}
-
-/// Milliseconds since the Unix epoch by this machine's clock.
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
 }

@@ -5,16 +5,15 @@ use std::time::{Duration, Instant};
 
 use consensus::{CommitCertificate, Digest, Height, PublicKey, ValidatorIndex, Verdict, View};
 use ledger::{
-    Block, BlockError, BlockWriter, ExecutionError, SignatureCheck, build_block,
+    Block, BlockError, ExecutionError, SignatureCheck, build_block,
     state::read_params,
     validate::{self, ProposalVerdict},
 };
 use tracing::{debug, error, info, warn};
 
 use super::{
-    Driver, Error, Input,
+    ChainStore, Driver, Error, Input, Network,
     body_cache::{BodyMismatch, body_matches_header},
-    now_ms,
 };
 
 /// A proposal that is only too early is checked again once this node's clock reaches it, or
@@ -33,7 +32,7 @@ pub(super) struct Unasked {
     pub leader_key: Option<PublicKey>,
 }
 
-impl Driver {
+impl<S: ChainStore, N: Network> Driver<S, N> {
     /// Builds the block this leader proposes: mempool transactions in nonce order within the
     /// genesis limits, timestamp from this node's clock (raised past the parent's).
     pub(super) fn build_proposal(&mut self, height: Height, view: View) -> Result<Option<Digest>, Error> {
@@ -52,7 +51,7 @@ impl Driver {
             self.store.as_ref(),
             &self.head,
             proposer,
-            now_ms(),
+            self.now.unix_ms,
             transactions,
             SignatureCheck::Unverified(&|_| true),
         )
@@ -60,7 +59,7 @@ impl Driver {
             // The mempool only holds transactions that passed the same checks, so this is a
             // bug or a race with a parameter change; an empty block keeps the chain live.
             warn!(height, %error, "cannot build a block from the mempool; proposing an empty one");
-            build_block(self.store.as_ref(), &self.head, proposer, now_ms(), Vec::new(), SignatureCheck::All)
+            build_block(self.store.as_ref(), &self.head, proposer, self.now.unix_ms, Vec::new(), SignatureCheck::All)
         });
         let (block, execution) = match built {
             Ok(built) => built,
@@ -89,7 +88,7 @@ impl Driver {
         // Signatures this node already checked (same bytes, same hash) are not checked again:
         // those its mempool admitted, and any other it verified.
         let known = verified.read();
-        let now_ms = now_ms();
+        let now_ms = self.now.unix_ms;
         let checked = validate::check_proposal(
             self.store.as_ref(),
             &head,
@@ -114,13 +113,14 @@ impl Driver {
             }
             ProposalVerdict::Rejected(rejected) => {
                 warn!(height, %digest, reason = %rejected.reason, "proposal rejected");
+                self.metrics.proposals_rejected.inc();
                 proposal.verdict = Some(false);
                 Verdict::Invalid
             }
             ProposalVerdict::Early { until_ms } => {
                 let wait = Duration::from_millis(until_ms - now_ms).min(EARLY_RECHECK_MAX);
                 debug!(height, %digest, wait_ms = wait.as_millis() as u64, "proposal too early by this clock; checking it again later");
-                self.early.insert(*digest, (height, Instant::now() + wait));
+                self.early.insert(*digest, (height, self.now.instant + wait));
                 Verdict::NotYet
             }
         };
@@ -163,7 +163,7 @@ impl Driver {
         if block.header.height != self.head.height + 1 || self.bodies.contains(&digest) {
             return Ok(Ok(()));
         }
-        if self.refused.is_some_and(|(refused, until)| refused == digest && Instant::now() < until) {
+        if self.refused.is_some_and(|(refused, until)| refused == digest && self.now() < until) {
             // The decided block this node refused: checked again only when its retry is due.
             return Ok(Ok(()));
         }
@@ -255,7 +255,7 @@ impl Driver {
             "a quorum certified a block this node refuses: this node's state is corrupt, or more than f validators \
              are faulty; not committing it (`stele audit --home` tells which)"
         );
-        self.refused = Some((certificate.digest, Instant::now() + REFUSED_RETRY));
+        self.refused = Some((certificate.digest, self.now() + REFUSED_RETRY));
         self.awaiting_block = Some(certificate);
         Ok(())
     }

@@ -22,7 +22,7 @@ use ledger::{CertifiedBlock, StoreError, validate::ApplyError};
 use libp2p::PeerId;
 use tracing::{debug, info, warn};
 
-use super::{Driver, Error};
+use super::{ChainStore, Driver, Error, Network};
 use crate::p2p::protocol::SYNC_BATCH_MAX;
 
 /// How long this node may stay one block behind a peer before fetching the block.
@@ -227,7 +227,7 @@ impl SyncState {
     }
 }
 
-impl Driver {
+impl<S: ChainStore, N: Network> Driver<S, N> {
     pub(super) fn on_peer_head(&mut self, peer: PeerId, head: Height) {
         self.sync.on_head(peer, head);
         self.request_next_blocks();
@@ -235,7 +235,7 @@ impl Driver {
 
     /// A failed block request, or a disconnected peer.
     pub(super) fn on_request_failed(&mut self, peer: PeerId) {
-        if let Some(verdict) = self.sync.on_failed(peer, Instant::now()) {
+        if let Some(verdict) = self.sync.on_failed(peer, self.now()) {
             log_verdict(peer, verdict);
         }
         self.request_next_blocks();
@@ -243,13 +243,13 @@ impl Driver {
 
     /// Asks the next peer ahead for the blocks after ours, one request at a time.
     fn request_next_blocks(&mut self) {
-        let now = Instant::now();
+        let now = self.now();
         if let Some((peer, verdict)) = self.sync.expire(now) {
             log_verdict(peer, verdict);
         }
         // One block behind is the normal state while peers commit first; fetch it only if
         // consensus has not delivered it for a while.
-        let one_behind = self.last_commit_at.elapsed() > ONE_BEHIND_GRACE;
+        let one_behind = self.now().saturating_duration_since(self.last_commit_at) > ONE_BEHIND_GRACE;
         if let Some(request) = self.sync.next_request(self.head.height, one_behind, now) {
             debug!(peer = %request.peer, from = request.from, count = request.count, "requesting blocks");
             self.network.request_blocks(request.peer, request.from, request.count);
@@ -284,7 +284,7 @@ impl Driver {
             info!(from = first_height + 1, to = self.head.height, %peer, "synced blocks");
         }
         let answer = Answer { first, applied, invalid, bytes, limit: self.network.max_message_bytes() };
-        let verdict = self.sync.on_answer(peer, answer, self.head.height, Instant::now());
+        let verdict = self.sync.on_answer(peer, answer, self.head.height, self.now());
         log_verdict(peer, verdict);
         self.request_next_blocks();
         Ok(())

@@ -95,9 +95,10 @@ pub enum Topic {
     Transactions,
 }
 
-/// What the network tells the driver.
+/// What the network tells the driver. `R` is where the answer to a body request goes (a
+/// libp2p response channel; something else on a simulated network).
 #[derive(Debug)]
-pub enum NetworkEvent {
+pub enum NetworkEvent<R = ResponseChannel<Response>> {
     /// A gossip message; the driver must answer [`NetworkHandle::validated`] (it is forwarded
     /// only if accepted).
     Gossip {
@@ -122,7 +123,7 @@ pub enum NetworkEvent {
         /// The block's header hash.
         digest: Digest,
         /// Where the answer goes.
-        channel: ResponseChannel<Response>,
+        channel: R,
     },
     /// A peer's head height.
     PeerHead {
