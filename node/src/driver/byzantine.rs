@@ -419,7 +419,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
 
 /// The same header with another body: the last transaction dropped, or, for an empty block,
 /// one signed by `outsider` added.
-fn tamper(block: &Block, outsider: &SigningKey) -> Block {
+pub(crate) fn tamper(block: &Block, outsider: &SigningKey) -> Block {
     let mut tampered = block.clone();
     if tampered.transactions.pop().is_none() {
         let payload = Payload::Transfer { to: Address([0; 20]), amount: 1 };

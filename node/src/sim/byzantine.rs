@@ -4,9 +4,9 @@
 //! its lies look like its honest messages, as the node's own `byzantine` feature does.
 
 use consensus::{ChainId, Digest, Message, SignedVote, SigningKey, Vote};
-use ledger::{Address, Block, Payload, Transaction};
 
 use super::network::Outgoing;
+use crate::driver::byzantine::tamper;
 use crate::p2p::{Topic, protocol::ConsensusGossip, protocol::Response};
 
 /// One way to misbehave.
@@ -86,16 +86,4 @@ fn conflicting_vote(
         Message::Prepare(_) => Message::Prepare(signed),
         _ => Message::Commit(signed),
     })
-}
-
-/// The same header with another body: one transaction fewer, or one more if it had none.
-fn tamper(block: &Block, key: &SigningKey) -> Block {
-    let mut tampered = block.clone();
-    if tampered.transactions.pop().is_none() {
-        let payload = Payload::Transfer { to: Address([0; 20]), amount: 1 };
-        let transaction =
-            Transaction { chain_id: block.header.chain_id.clone(), signer: key.public_key(), nonce: 0, payload };
-        tampered.transactions.push(transaction.sign(key));
-    }
-    tampered
 }
