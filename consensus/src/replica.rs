@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::{
     ChainId, CommitCertificate, Digest, Height, Message, PreparedCertificate, SafetyState, SignedViewChange,
-    SignedVote, SigningKey, ValidatorIndex, ValidatorSet, Verified, View, ViewChange, Vote, VoteKind, VoteSignature,
-    vote_keeper::{Recorded, VoteKeeper},
+    SignedVote, SigningKey, ValidatorIndex, ValidatorSet, Verified, View, ViewChange, Vote, VoteKind,
+    vote_keeper::{Recorded, Threshold, VoteKeeper},
 };
 
 /// Heights above the current one whose messages are kept for later (bounded memory).
@@ -176,9 +176,8 @@ pub struct Replica {
     future_count: usize,
 }
 
-/// What a replica knows of one height. A new height starts from [`HeightState::default`], so
+/// What a replica knows of one height. A new height starts from [`HeightState::new`], so
 /// nothing of the last one can leak into it.
-#[derive(Default)]
 struct HeightState {
     view: View,
     phase: Phase,
@@ -196,6 +195,28 @@ struct HeightState {
     decided: Option<CommitCertificate>,
 }
 
+impl HeightState {
+    /// Nothing known yet of a height whose validator set has this quorum.
+    fn new(quorum: usize) -> Self {
+        HeightState {
+            view: 0,
+            phase: Phase::Normal,
+            proposal: None,
+            proposal_requested: None,
+            new_view_sent: None,
+            accepted_new_view: None,
+            valid: HashSet::new(),
+            invalid: HashSet::new(),
+            validating: HashSet::new(),
+            votes: VoteKeeper::new(quorum),
+            view_changes: BTreeMap::new(),
+            highest_view_asked: BTreeMap::new(),
+            helped: HashSet::new(),
+            decided: None,
+        }
+    }
+}
+
 impl Replica {
     /// A replica that will start when given `Input::StartHeight`.
     pub fn new(config: Config) -> Self {
@@ -205,7 +226,9 @@ impl Replica {
             validators: None,
             me: None,
             safety: SafetyState::new(0),
-            current: HeightState::default(),
+            // No height yet, so no validator set: no vote can reach a quorum. Nothing is
+            // handled before `StartHeight`, which replaces it.
+            current: HeightState::new(usize::MAX),
             highest_certificate_seen: 0,
             past_certificates: BTreeMap::new(),
             future: BTreeMap::new(),
@@ -280,7 +303,7 @@ impl Replica {
         if self.validators.is_some() && height <= self.height {
             return;
         }
-        if let Some(certificate) = std::mem::take(&mut self.current).decided {
+        if let Some(certificate) = std::mem::replace(&mut self.current, HeightState::new(validators.quorum())).decided {
             self.remember_certificate(certificate);
         }
         self.height = height;
@@ -420,8 +443,10 @@ impl Replica {
         }
         match verified.message().clone() {
             Message::PrePrepare(vote) => self.on_pre_prepare(vote, out),
-            Message::Prepare(vote) => self.on_vote(vote, out),
-            Message::Commit(vote) => self.on_vote(vote, out),
+            // What a PREPARE or COMMIT leads to, the keeper reports as a quorum.
+            Message::Prepare(vote) | Message::Commit(vote) => {
+                self.record_vote(vote, out);
+            }
             Message::ViewChange(view_change) => self.on_view_change(view_change, out),
             Message::NewView { proposal, view_changes } => self.on_new_view(proposal, view_changes, out),
             Message::Decided(certificate) => self.decide(certificate, out),
@@ -445,28 +470,25 @@ impl Replica {
         }
     }
 
-    /// Records a signed vote; returns false for a duplicate, a conflicting vote (reported as
-    /// evidence) or one too far ahead.
+    /// Records a signed vote and acts on the quorum it completes, if any; returns false for a
+    /// duplicate, a conflicting vote (reported as evidence) or one too far ahead.
     fn record_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) -> bool {
         if vote.vote.view > self.current.view + VIEW_WINDOW {
             return false;
         }
         match self.current.votes.record(vote) {
-            Recorded::New => true,
+            Recorded::New { reached } => {
+                if let Some(threshold) = reached {
+                    self.on_threshold(threshold, out);
+                }
+                true
+            }
             Recorded::Repeat => false,
             Recorded::Conflict(evidence) => {
                 out.push(Output::Evidence(*evidence));
                 false
             }
         }
-    }
-
-    fn count(&self, kind: VoteKind, view: View, digest: Digest) -> usize {
-        self.current.votes.count(kind, view, digest)
-    }
-
-    fn signatures(&self, kind: VoteKind, view: View, digest: Digest) -> Vec<VoteSignature> {
-        self.current.votes.signatures(kind, view, digest)
     }
 
     fn on_pre_prepare(&mut self, proposal: SignedVote, out: &mut Vec<Output>) {
@@ -521,16 +543,21 @@ impl Replica {
             out.push(Output::Broadcast(Message::Prepare(vote)));
             self.record_vote(vote, out);
         }
+        // The PREPAREs may have reached their quorum before the proposal was accepted and found
+        // valid: that quorum was reported then, and counts now.
         self.try_commit(out);
     }
 
-    fn on_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) {
-        if !self.record_vote(vote, out) {
-            return;
-        }
-        match vote.vote.kind {
-            VoteKind::Prepare if vote.vote.view == self.current.view => self.try_commit(out),
-            VoteKind::Commit => self.try_decide(vote.vote.view, vote.vote.digest, out),
+    /// Acts on a quorum the vote keeper reported (once, with the vote that reached it).
+    fn on_threshold(&mut self, threshold: Threshold, out: &mut Vec<Output>) {
+        let Threshold::Quorum { kind, view, digest } = threshold;
+        match kind {
+            // PBFT §4.2: 2f+1 PREPAREs prepare the current view's proposal. A quorum of a view
+            // this replica is not in yet, or reached before its proposal was accepted and found
+            // valid, is acted on when that happens (`start_new_view`, `try_prepare`).
+            VoteKind::Prepare if view == self.current.view => self.try_commit(out),
+            // PBFT §4.2: 2f+1 COMMITs decide, in any view of the height.
+            VoteKind::Commit => self.try_decide(view, digest, out),
             _ => {}
         }
     }
@@ -540,9 +567,10 @@ impl Replica {
             return;
         }
         let Some(digest) = self.current.proposal else { return };
-        // PBFT §4.2: prepared once the proposal is accepted and 2f+1 matching PREPAREs arrived.
+        // PBFT §4.2: prepared once the proposal is accepted and 2f+1 matching PREPAREs arrived
+        // (the keeper reported that quorum, maybe before the proposal came).
         if !self.current.valid.contains(&digest)
-            || self.count(VoteKind::Prepare, self.current.view, digest) < self.set().quorum()
+            || !self.current.votes.has_quorum(VoteKind::Prepare, self.current.view, digest)
         {
             return;
         }
@@ -550,7 +578,7 @@ impl Replica {
             height: self.height,
             view: self.current.view,
             digest,
-            signatures: self.signatures(VoteKind::Prepare, self.current.view, digest),
+            signatures: self.current.votes.signatures(VoteKind::Prepare, self.current.view, digest),
         };
         // Only a voting validator keeps it: an abstaining one's safety state is that of a later
         // height, which a certificate of this one must not replace.
@@ -559,14 +587,16 @@ impl Replica {
         }
         if let Some(vote) = self.sign_vote(VoteKind::Commit, digest, out) {
             out.push(Output::Broadcast(Message::Commit(vote)));
+            // If this COMMIT completes the quorum, the keeper reports it and the replica decides.
+            // No earlier quorum of COMMITs can be pending: reaching one decides at once.
             self.record_vote(vote, out);
-            self.try_decide(self.current.view, digest, out);
         }
     }
 
+    /// Decides on a reported quorum of COMMITs (PBFT §4.2: committed once 2f+1 matching COMMITs
+    /// arrived, in any view of the height), unless the height is decided already.
     fn try_decide(&mut self, view: View, digest: Digest, out: &mut Vec<Output>) {
-        // PBFT §4.2: committed once 2f+1 matching COMMITs arrived, in any view of the height.
-        if self.current.decided.is_some() || self.count(VoteKind::Commit, view, digest) < self.set().quorum() {
+        if self.current.decided.is_some() {
             return;
         }
         let certificate = CommitCertificate {
@@ -574,7 +604,7 @@ impl Replica {
             height: self.height,
             view,
             digest,
-            signatures: self.signatures(VoteKind::Commit, view, digest),
+            signatures: self.current.votes.signatures(VoteKind::Commit, view, digest),
         };
         self.decide(certificate, out);
     }

@@ -1,6 +1,7 @@
 //! Exact input → output sequences of the state machine.
 
 use super::*;
+use crate::VoteSignature;
 
 const TIMEOUT: u64 = 1_000;
 
