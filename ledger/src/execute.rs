@@ -5,7 +5,10 @@
 //! whose effect cannot happen (no permission, not enough balance, ...) is still included: it
 //! consumes its nonce and its receipt records the failure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use consensus::{ChainId, Digest, Height, PublicKey, Signature, verify_batch};
 use jmt::storage::TreeUpdateBatch;
@@ -15,6 +18,7 @@ use crate::{
     Account, Address, Failure, Params, Payload, Receipt, SignedTransaction, StoreError, TxError, ValidatorSchedule,
     encode, merkle,
     state::{LastBlock, StateReader, StateTree, decode_value, key_hash, keys},
+    store::TreeWalk,
 };
 
 /// Signatures per batch: large enough to amortise, small enough to split over cores.
@@ -157,7 +161,7 @@ fn apply_block<S: StateReader + Sync>(
     let schedule: ValidatorSchedule = read(state, keys::VALIDATORS)?.ok_or_else(|| missing(keys::VALIDATORS))?;
     let validator_set_digest = schedule
         .set_at(block.height)
-        .map_err(|error| StoreError::Inconsistent(format!("validator set at {}: {error}", block.height)))?
+        .map_err(|error| StoreError::InvalidValidatorSet { height: block.height, error: Arc::new(error) })?
         .digest();
 
     let mut overlay = Overlay::new(state, schedule, params, block.height)?;
@@ -174,7 +178,7 @@ fn apply_block<S: StateReader + Sync>(
     let (state_root, tree_update) = {
         let walk = StateTree::new(&tree)
             .put_value_set(writes.iter().map(|(key, value)| (key_hash(key), value.clone())), block.height);
-        tree.finish("updating the state tree", walk)?
+        tree.finish(TreeWalk::Update { height: block.height }, walk)?
     };
     let receipt_hashes: Vec<Digest> = receipts.iter().map(Receipt::hash).collect();
     Ok(Execution {
@@ -240,7 +244,7 @@ fn read<T: borsh::BorshDeserialize>(state: &impl StateReader, key: &[u8]) -> Res
 }
 
 fn missing(key: &[u8]) -> StoreError {
-    StoreError::Inconsistent(format!("state key {} is missing", consensus::hex::encode(key)))
+    StoreError::MissingState { key: key.to_vec(), height: None }
 }
 
 /// The state as the block changes it: reads fall through to the store, writes stay here.

@@ -36,7 +36,7 @@ pub struct Genesis {
 }
 
 /// Errors in a genesis that would make it unusable.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum GenesisError {
     /// The validators do not form a set.
     #[error("validators: {0}")]

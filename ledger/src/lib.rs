@@ -11,7 +11,7 @@
 //!   never see anything above the head;
 //! - transfers conserve the total supply; each executed transaction consumes exactly its
 //!   account's next nonce;
-//! - stored bytes that fail to decode are reported as [`StoreError::Corrupt`], never served.
+//! - stored bytes that fail to decode are reported as [`StoreError::Undecodable`], never served.
 
 mod address;
 mod admission;

@@ -13,6 +13,7 @@ use crate::{
     BlockHeader, BlockReader, Genesis, Payload, Receipt, SignedTransaction, StateHistory, StoreError,
     ValidatorSchedule,
     merkle::{self, InclusionProof},
+    store::BlockPart,
 };
 
 /// A header with the certificate that decided it.
@@ -204,7 +205,6 @@ fn check_included(header: &BlockHeader, included: &IncludedTx) -> Result<(), Pro
 /// (one header read per height).
 pub fn build_tx_proof<S: BlockReader + StateHistory>(store: &S, hash: &Digest) -> Result<Option<TxProof>, StoreError> {
     let Some(location) = store.tx_location(hash)? else { return Ok(None) };
-    let inconsistent = |what: String| StoreError::Inconsistent(what);
     let delay = crate::state::read_params(store)?.validator_change_delay;
     let mut change_heights = Vec::new();
     // Where the set changed (RocksStore: from its index, not one header read per height).
@@ -212,7 +212,7 @@ pub fn build_tx_proof<S: BlockReader + StateHistory>(store: &S, hash: &Digest) -
         let changed_at = height
             .checked_sub(delay)
             .filter(|changed_at| *changed_at >= 1)
-            .ok_or_else(|| inconsistent(format!("the validator set changes at {height} without a change block")))?;
+            .ok_or(StoreError::UnexplainedValidatorChange { height, delay })?;
         if change_heights.last() != Some(&changed_at) {
             change_heights.push(changed_at);
         }
@@ -227,13 +227,13 @@ pub fn build_tx_proof<S: BlockReader + StateHistory>(store: &S, hash: &Digest) -
                 Payload::AddValidator { .. } | Payload::RemoveValidator { .. }
             );
             if is_change && receipts[index].failure.is_none() {
-                changes.push(included(&block.1, &receipts, index)?);
+                changes.push(included(height, &block.1, &receipts, index)?);
             }
         }
         validator_changes.push(ValidatorChange { block: block.0, changes });
     }
     let (block, receipts) = certified_with_receipts(store, location.height)?;
-    let included = included(&block.1, &receipts, location.index as usize)?;
+    let included = included(location.height, &block.1, &receipts, location.index as usize)?;
     Ok(Some(TxProof { validator_changes, block: block.0, included }))
 }
 
@@ -243,15 +243,20 @@ fn certified_with_receipts<S: BlockReader>(
     store: &S,
     height: Height,
 ) -> Result<(BlockParts, Vec<Receipt>), StoreError> {
-    let missing = |what: &str| StoreError::Inconsistent(format!("no {what} at height {height}"));
-    let certified = store.block(height)?.ok_or_else(|| missing("block"))?;
-    let receipts = store.receipts(height)?.ok_or_else(|| missing("receipts"))?;
+    let certified = store.block(height)?.ok_or(StoreError::MissingBlock { height })?;
+    let receipts = store.receipts(height)?.ok_or(StoreError::MissingBlockPart { height, part: BlockPart::Receipts })?;
     let header = CertifiedHeader { header: certified.block.header, certificate: certified.certificate };
     Ok(((header, certified.block.transactions), receipts))
 }
 
-fn included(transactions: &[SignedTransaction], receipts: &[Receipt], index: usize) -> Result<IncludedTx, StoreError> {
-    let missing = || StoreError::Inconsistent(format!("no transaction or receipt at index {index}"));
+/// The transaction at `index` of the block at `height`, with its receipt and their proofs.
+fn included(
+    height: Height,
+    transactions: &[SignedTransaction],
+    receipts: &[Receipt],
+    index: usize,
+) -> Result<IncludedTx, StoreError> {
+    let missing = || StoreError::MissingBlockPart { height, part: BlockPart::Transaction { index } };
     let tx_hashes: Vec<Digest> = transactions.iter().map(SignedTransaction::hash).collect();
     let receipt_hashes: Vec<Digest> = receipts.iter().map(Receipt::hash).collect();
     Ok(IncludedTx {

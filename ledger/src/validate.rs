@@ -81,8 +81,8 @@ pub enum BlockError {
     Execution {
         /// Height of the block.
         height: Height,
-        /// Why.
-        error: ExecutionError,
+        /// Why (boxed: a `StoreError` inside makes it large, and every check returns this).
+        error: Box<ExecutionError>,
     },
 }
 
@@ -152,7 +152,7 @@ pub fn check_execution<S: StateReader + Sync>(
         },
         signatures,
     )
-    .map_err(|error| BlockError::Execution { height: header.height, error })?;
+    .map_err(|error| BlockError::Execution { height: header.height, error: Box::new(error) })?;
     compare(header.height, "tx_root", header.tx_root, execution.tx_root)?;
     compare(header.height, "receipts_root", header.receipts_root, execution.receipts_root)?;
     compare(header.height, "state_root", header.state_root, execution.state_root)?;

@@ -66,11 +66,11 @@ fn main() {
         let start_height = cluster.head(0);
         let started = Instant::now();
         let submissions = per_node.into_iter().enumerate().map(|(index, transactions)| {
-            let driver = cluster.node(index).driver.clone();
+            let submitter = cluster.node(index).submitter.clone();
             tokio::spawn(async move {
                 let mut admitted = 0u64;
                 for chunk in transactions.chunks(SUBMIT_BATCH) {
-                    let verdicts = driver.submit(chunk.to_vec()).await.expect("driver");
+                    let verdicts = submitter.submit(chunk.to_vec()).await.expect("node running");
                     admitted += verdicts.iter().filter(|verdict| verdict.is_ok()).count() as u64;
                 }
                 admitted

@@ -8,6 +8,8 @@
 
 pub mod admin;
 pub mod agreement;
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 pub mod config;
 pub mod driver;
 pub mod logging;

@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
     match cli::run(arguments) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", cli::describe(&error));
             std::process::ExitCode::FAILURE
         }
     }

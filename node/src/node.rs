@@ -5,19 +5,24 @@ use std::{collections::HashSet, net::SocketAddr, path::Path, sync::Arc};
 
 use anyhow::Context;
 use consensus::SigningKey;
+use futures::future::BoxFuture;
 use genesis::{GenesisDocument, files};
 use ledger::{RocksStore, StoreOptions};
 use libp2p::{Multiaddr, PeerId};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 use tracing::{info, warn};
 
 use crate::{
     admin, agreement,
     config::Config,
-    driver::{self, Driver, DriverHandle},
+    driver::{self, Driver, DriverHandle, Network},
+    mempool::{MempoolHandle, admission},
     metrics::Metrics,
     metrics_server,
-    p2p::{self, Limits, NetworkHandle},
+    p2p::{self, Limits, NetworkEvent, NetworkHandle},
     rpc_backend::NodeBackend,
     scrub,
 };
@@ -31,8 +36,12 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub struct Node {
     /// The store (shared for reads; only the driver writes).
     pub store: Arc<RocksStore>,
-    /// The driver's handle (submit transactions, follow commits).
+    /// The driver's handle (its status, the commits to follow).
     pub driver: DriverHandle,
+    /// The mempool (read it; the driver reaps and prunes it).
+    pub mempool: MempoolHandle<RocksStore>,
+    /// Where clients' transactions are submitted.
+    pub submitter: admission::Submitter,
     /// The network's handle.
     pub network: NetworkHandle,
     /// This node's libp2p peer id.
@@ -54,6 +63,12 @@ impl Node {
     /// Starts a node from `home` with `config`. The validator key is optional (without one the
     /// node follows the chain as an observer); the node key is created on first start.
     pub async fn start(home: &Path, config: &Config) -> anyhow::Result<Node> {
+        // Test builds only: read first, so that a misconfigured variable stops the node before
+        // it opens anything.
+        #[cfg(feature = "byzantine")]
+        let byzantine = crate::byzantine::from_env()?;
+        #[cfg(feature = "byzantine")]
+        crate::byzantine::announce(byzantine.as_ref());
         let document = GenesisDocument::load(&home.join(files::GENESIS))?;
         let genesis = document.to_ledger()?;
         let validator_key_path = home.join(files::VALIDATOR_KEY);
@@ -101,7 +116,8 @@ impl Node {
                 max_message_bytes: config.network.max_message_bytes,
             },
         };
-        let (network, events) = p2p::start(settings, store.clone()).await?;
+        let (network, p2p::Events { consensus: consensus_events, transactions }) =
+            p2p::start(settings, store.clone()).await?;
         let p2p_addresses = network.listen_addresses().await;
 
         let metrics = Arc::new(Metrics::default());
@@ -120,19 +136,33 @@ impl Node {
             None => None,
         };
         let empty_block_interval = Some(config.consensus.empty_block_interval).filter(|interval| !interval.is_zero());
-        let (driver, driver_handle) = Driver::new(
-            driver::Settings {
-                chain_id: genesis.chain_id.clone(),
-                key,
-                mempool: (&config.mempool).into(),
-                empty_block_interval,
-                observers,
-            },
-            store.clone(),
-            network.clone(),
-            metrics.clone(),
-            driver::Now::system(),
-        )?;
+        let mempool =
+            MempoolHandle::new(genesis.chain_id.clone(), (&config.mempool).into(), store.clone(), metrics.clone());
+        // Clients and peers admit transactions on their own tasks, never on the driver's.
+        let submitter = admission::spawn(mempool.clone(), network.clone(), transactions, shutdown_receiver.clone());
+        let driver_settings =
+            driver::Settings { chain_id: genesis.chain_id.clone(), key: key.clone(), empty_block_interval, observers };
+        let driver_parts = (store.clone(), mempool.clone(), metrics.clone(), shutdown_receiver.clone());
+        // A Byzantine test validator runs the same honest driver over a network that lies, which
+        // sees its inbound consensus events through a tap.
+        #[cfg(feature = "byzantine")]
+        let built = match byzantine {
+            Some(behaviours) => {
+                let lying = crate::byzantine::Byzantine::new(
+                    network.clone(),
+                    store.clone(),
+                    genesis.chain_id.clone(),
+                    key,
+                    behaviours,
+                );
+                let consensus_events = lying.tap(consensus_events);
+                build_driver(driver_settings, lying, consensus_events, driver_parts)
+            }
+            None => build_driver(driver_settings, network.clone(), consensus_events, driver_parts),
+        };
+        #[cfg(not(feature = "byzantine"))]
+        let built = build_driver(driver_settings, network.clone(), consensus_events, driver_parts);
+        let (driver_handle, run_driver) = built?;
         // Reads only, on the blocking pool, at its own bounded rate: never in the driver's way.
         let scrub = scrub::start(
             home,
@@ -154,7 +184,7 @@ impl Node {
         let backend = NodeBackend::new(
             store.clone(),
             document.hash()?,
-            driver_handle.clone(),
+            (driver_handle.clone(), mempool.clone(), submitter.clone()),
             network.clone(),
             (scrub, agreement),
             shutdown_receiver.clone(),
@@ -163,11 +193,13 @@ impl Node {
         let rpc = rpc::start(config.rpc.listen, limits, Arc::new(backend))
             .await
             .with_context(|| format!("cannot serve JSON-RPC on {}", config.rpc.listen))?;
-        let driver_task = tokio::spawn(driver.run(events, shutdown_receiver));
+        let driver_task = tokio::spawn(run_driver);
         info!(peer = %peer_id, chain = %genesis.chain_id, "node started");
         Ok(Node {
             store,
             driver: driver_handle,
+            mempool,
+            submitter,
             network,
             peer_id,
             p2p_addresses,
@@ -206,6 +238,27 @@ impl Node {
             Err(error) => Err(anyhow::anyhow!("the driver task failed: {error}")),
         }
     }
+}
+
+/// What a driver shares with the rest of the node: the store, the mempool, the metrics and the
+/// shutdown signal.
+type DriverParts = (Arc<RocksStore>, MempoolHandle<RocksStore>, Arc<Metrics>, watch::Receiver<bool>);
+
+/// Builds the driver over `network` (the real one, or one wrapped around it) and returns its
+/// handle with the future that runs it on `events`: the driver's type depends on the network,
+/// what the node keeps of it does not.
+fn build_driver<N>(
+    settings: driver::Settings,
+    network: N,
+    events: mpsc::Receiver<NetworkEvent<N::Reply>>,
+    (store, mempool, metrics, shutdown): DriverParts,
+) -> Result<(DriverHandle, BoxFuture<'static, Result<(), driver::Error>>), driver::Error>
+where
+    N: Network + Send + Sync + 'static,
+    N::Reply: Send + 'static,
+{
+    let (driver, handle) = Driver::new(settings, store, network, mempool, metrics, driver::Now::system())?;
+    Ok((handle, Box::pin(driver.run(events, shutdown))))
 }
 
 /// How long shutdown waits for the JSON-RPC server's connections to close.

@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, watch};
 use crate::{
     agreement::AgreementHandle,
     driver::{DriverHandle, Stopped},
+    mempool::{MempoolHandle, admission::Submitter},
     p2p::NetworkHandle,
     scrub::ScrubHandle,
 };
@@ -35,6 +36,10 @@ pub struct NodeBackend {
     pub genesis_hash: Digest,
     /// The driver.
     pub driver: DriverHandle,
+    /// The mempool, read for `is_pending` and the status.
+    pub mempool: MempoolHandle<RocksStore>,
+    /// Where submissions go.
+    pub submitter: Submitter,
     /// The network.
     pub network: NetworkHandle,
     /// The driver's and the network's last answers, for the readiness probe.
@@ -111,14 +116,14 @@ impl NodeBackend {
     pub fn new(
         store: Arc<RocksStore>,
         genesis_hash: Digest,
-        driver: DriverHandle,
+        (driver, mempool, submitter): (DriverHandle, MempoolHandle<RocksStore>, Submitter),
         network: NetworkHandle,
         checks: (ScrubHandle, AgreementHandle),
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let live = watch_live(driver.clone(), network.clone(), shutdown);
         let (scrub, agreement) = checks;
-        NodeBackend { store, genesis_hash, driver, network, live, scrub, agreement }
+        NodeBackend { store, genesis_hash, driver, mempool, submitter, network, live, scrub, agreement }
     }
 }
 
@@ -135,8 +140,11 @@ impl rpc::Backend for NodeBackend {
     }
 
     async fn submit(&self, transaction: Vec<u8>) -> Result<Digest, SubmitError> {
-        let verdicts =
-            self.driver.submit(vec![transaction]).await.map_err(|error| SubmitError::Unavailable(error.to_string()))?;
+        let verdicts = self
+            .submitter
+            .submit(vec![transaction])
+            .await
+            .map_err(|error| SubmitError::Unavailable(error.to_string()))?;
         match verdicts.into_iter().next() {
             Some(verdict) => verdict.map_err(SubmitError::Refused),
             None => Err(SubmitError::Unavailable("no verdict".to_string())),
@@ -144,7 +152,7 @@ impl rpc::Backend for NodeBackend {
     }
 
     async fn is_pending(&self, hash: Digest) -> bool {
-        self.driver.is_pending(hash).await.unwrap_or(false)
+        self.mempool.contains(&hash)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<CertifiedBlock>> {
@@ -159,7 +167,7 @@ impl rpc::Backend for NodeBackend {
                 validator: status.validator,
                 syncing: status.syncing,
                 peers,
-                mempool_txs: status.mempool_txs,
+                mempool_txs: self.mempool.size().0,
             },
             Err(_) => NodeStatus { view: 0, validator: false, syncing: false, peers, mempool_txs: 0 },
         }

@@ -132,7 +132,11 @@ mod tests {
             answer(SubmitError::NotHex("odd length".into())),
             (MALFORMED_TRANSACTION, "malformed transaction: odd length".to_string())
         );
-        let (code, message) = answer(AdmitError::Store(StoreError::Rocks("disk".into())));
-        assert_eq!((code, message.as_str()), (UNAVAILABLE, "node unavailable: rocksdb: disk"));
+        // (A `rocksdb::Error` cannot be built outside RocksDB: any store error gets this code.)
+        let (code, message) = answer(AdmitError::Store(StoreError::MissingHead { height: 7 }));
+        assert_eq!(
+            (code, message.as_str()),
+            (UNAVAILABLE, "node unavailable: inconsistent database: the head block 7 is missing")
+        );
     }
 }

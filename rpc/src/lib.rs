@@ -9,24 +9,39 @@
 //! large result is built within the request's response budget. The same port answers the
 //! plain-HTTP liveness and readiness probes `GET /health` and `GET /ready` ([`probes`]) and a
 //! read-only block explorer at `/explorer/` ([`explorer`]).
+//!
+//! Two halves that meet only in `server::start`, which hands the method table to the
+//! transport: the handlers (`handlers`: one module per method namespace, `chain`, `tx`,
+//! `state`, `net`, over the typed store reads of `reads`) know nothing of sockets, headers or
+//! batches; the transport (`server`: accept loop and limits; `access`, `batch`, `budget`,
+//! `probes`, `explorer`: middleware) knows nothing of what a method does. The response budget
+//! is the one thing both see: the batch middleware creates it, the handlers charge it.
 
-pub mod access;
+// The definition, shared by server and client.
 pub mod api;
+pub mod error;
+pub mod openrpc;
+pub mod types;
+
+// Handlers: what each method does, over the node's [`Backend`].
 mod backend;
+mod handlers;
+mod reads;
+
+// Transport: the accept loop and limits (`server`), and the middleware every request passes
+// (access rules, batches and their response budget, probes, the explorer's files).
+pub mod access;
 mod batch;
 mod budget;
-pub mod error;
 pub mod explorer;
-mod methods;
-pub mod openrpc;
 pub mod probes;
 mod server;
+
 #[cfg(test)]
 mod test_support;
-pub mod types;
 
 pub use access::{SubmitToken, TokenError};
 pub use backend::{Backend, EvidenceRecord, NodeStatus, Peer, SubmitError};
-pub use methods::{MAX_RESPONSE_BYTES_DEFAULT, READ_THREADS_DEFAULT, module};
+pub use handlers::{MAX_RESPONSE_BYTES_DEFAULT, READ_THREADS_DEFAULT, module};
 pub use probes::{Readiness, SyncState};
 pub use server::{Limits, RpcServer, start};

@@ -1,4 +1,4 @@
-//! The server: the API's methods ([`crate::methods`]) over a [`Backend`], on one port for
+//! The server: the API's methods ([`crate::handlers`]) over a [`Backend`], on one port for
 //! HTTP/1.1 and WebSocket, with every limit and access rule ([`crate::access`]) set, and the
 //! `/health` and `/ready` probes ([`crate::probes`]) and the block explorer
 //! ([`crate::explorer`]) in front of JSON-RPC.
@@ -157,7 +157,7 @@ pub async fn start<B: Backend>(listen: SocketAddr, limits: Limits, backend: Arc<
     let listener = TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
     let methods: jsonrpsee::Methods =
-        crate::methods::module_with(backend, limits.read_threads, max_response_bytes).into();
+        crate::handlers::module_with(backend, limits.read_threads, max_response_bytes).into();
     let (stop, handle) = stop_channel();
     let open = Arc::new(Semaphore::new(limits.max_connections as usize));
     let idle_timeout = limits.idle_timeout;

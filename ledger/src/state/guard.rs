@@ -12,12 +12,20 @@ use jmt::{
     storage::{LeafNode, Node, NodeKey, TreeReader},
 };
 
-use crate::StoreError;
+use crate::store::{StoreError, TreeWalk};
+
+/// A node read that failed during a walk.
+enum Failure {
+    /// The node is not stored.
+    Missing(NodeKey),
+    /// The reader returned an error.
+    Read(anyhow::Error),
+}
 
 /// A tree reader that never fails a node read: see the module's doc.
 pub(crate) struct Guarded<'a, R> {
     tree: &'a R,
-    failure: RefCell<Option<String>>,
+    failure: RefCell<Option<Failure>>,
 }
 
 impl<'a, R: TreeReader> Guarded<'a, R> {
@@ -26,16 +34,16 @@ impl<'a, R: TreeReader> Guarded<'a, R> {
         Guarded { tree, failure: RefCell::new(None) }
     }
 
-    /// The walk's result, or the first failed read met during it (`what`: the walk, for the
-    /// message).
-    pub(crate) fn finish<T>(self, what: &str, result: anyhow::Result<T>) -> Result<T, StoreError> {
+    /// The walk's result, or the first failed read met during it.
+    pub(crate) fn finish<T>(self, walk: TreeWalk, result: anyhow::Result<T>) -> Result<T, StoreError> {
         match self.failure.into_inner() {
-            Some(failure) => Err(StoreError::Tree(format!("{what}: {failure}"))),
-            None => result.map_err(|error| StoreError::Tree(format!("{what}: {error}"))),
+            Some(Failure::Missing(node_key)) => Err(StoreError::TreeNodeMissing { walk, node_key }),
+            Some(Failure::Read(error)) => Err(StoreError::tree(walk, error)),
+            None => result.map_err(|error| StoreError::tree(walk, error)),
         }
     }
 
-    fn stand_in(&self, failure: String) -> Node {
+    fn stand_in(&self, failure: Failure) -> Node {
         self.failure.borrow_mut().get_or_insert(failure);
         Node::Leaf(LeafNode::new(KeyHash([0; 32]), ValueHash([0; 32])))
     }
@@ -45,15 +53,15 @@ impl<R: TreeReader> TreeReader for Guarded<'_, R> {
     fn get_node(&self, node_key: &NodeKey) -> anyhow::Result<Node> {
         match self.tree.get_node_option(node_key) {
             Ok(Some(node)) => Ok(node),
-            Ok(None) => Ok(self.stand_in(format!("a tree node is missing: {node_key:?}"))),
-            Err(error) => Ok(self.stand_in(format!("a tree node does not read back: {error}"))),
+            Ok(None) => Ok(self.stand_in(Failure::Missing(node_key.clone()))),
+            Err(error) => Ok(self.stand_in(Failure::Read(error))),
         }
     }
 
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
         match self.tree.get_node_option(node_key) {
             Ok(node) => Ok(node),
-            Err(error) => Ok(Some(self.stand_in(format!("a tree node does not read back: {error}")))),
+            Err(error) => Ok(Some(self.stand_in(Failure::Read(error)))),
         }
     }
 

@@ -17,7 +17,10 @@ use consensus::{Digest, Height};
 use jmt::{KeyHash, RootHash, SimpleHasher, proof::SparseMerkleProof, storage::TreeReader};
 use serde::{Deserialize, Serialize};
 
-use crate::{Roles, StoreError};
+use crate::{
+    Roles,
+    store::{StoreError, StoredKey},
+};
 
 /// An account's state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
@@ -61,6 +64,18 @@ pub mod keys {
     pub const SUPPLY: &[u8] = b"s";
     /// The last executed block ([`super::LastBlock`]).
     pub const LAST_BLOCK: &[u8] = b"l";
+
+    /// A state key in words, for messages: "state key 0x70 (the parameters)".
+    pub(crate) fn describe(key: &[u8]) -> String {
+        let name = match key {
+            VALIDATORS => " (the validator schedule)",
+            PARAMS => " (the parameters)",
+            SUPPLY => " (the total supply)",
+            LAST_BLOCK => " (the last block)",
+            _ => "",
+        };
+        format!("state key {}{name}", consensus::hex::encode(key))
+    }
 }
 
 /// sha3-256 as the Jellyfish Merkle tree's hasher.
@@ -131,10 +146,10 @@ impl std::fmt::Debug for StateProof {
 
 /// Decodes a state value, naming the key if the bytes are corrupt.
 pub(crate) fn decode_value<T: BorshDeserialize>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    borsh::from_slice(bytes).map_err(|error| StoreError::Corrupt {
-        column: "state",
-        key: consensus::hex::encode(key),
-        reason: error.to_string(),
+    borsh::from_slice(bytes).map_err(|error| StoreError::Undecodable {
+        column: crate::store::schema::STATE,
+        key: StoredKey::Bytes(key.to_vec()),
+        error: error.into(),
     })
 }
 
@@ -148,6 +163,6 @@ pub fn read_account(state: &impl StateReader, address: &crate::Address) -> Resul
 pub fn read_params(state: &impl StateReader) -> Result<crate::Params, StoreError> {
     let bytes = state
         .latest(keys::PARAMS)?
-        .ok_or_else(|| StoreError::Inconsistent("the parameters are missing from the state".to_string()))?;
+        .ok_or_else(|| StoreError::MissingState { key: keys::PARAMS.to_vec(), height: None })?;
     decode_value(keys::PARAMS, &bytes)
 }

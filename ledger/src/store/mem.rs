@@ -9,7 +9,7 @@ use jmt::{
     storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch},
 };
 
-use super::{BlockReader, BlockWriter, LocalRecords, StateHistory, StoreError, TxLocation, Writes};
+use super::{BlockPart, BlockReader, BlockWriter, LocalRecords, StateHistory, StoreError, TxLocation, Writes};
 use crate::{Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, state::StateReader};
 
 /// An in-memory store with the same behaviour as [`super::RocksStore`] (checked by one
@@ -84,7 +84,7 @@ impl MemStore {
 impl BlockReader for MemStore {
     fn head(&self) -> Result<BlockHeader, StoreError> {
         let inner = self.read();
-        inner.headers.get(&inner.head).cloned().ok_or_else(|| StoreError::Inconsistent("no head".to_string()))
+        inner.headers.get(&inner.head).cloned().ok_or(StoreError::MissingHead { height: inner.head })
     }
 
     fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
@@ -115,7 +115,7 @@ impl BlockReader for MemStore {
 impl BlockWriter for MemStore {
     fn commit(&self, block: &Block, certificate: &CommitCertificate, execution: Execution) -> Result<(), StoreError> {
         let mut inner = self.write();
-        let head = inner.headers.get(&inner.head).cloned().ok_or_else(|| StoreError::Inconsistent("no head".into()))?;
+        let head = inner.headers.get(&inner.head).cloned().ok_or(StoreError::MissingHead { height: inner.head })?;
         super::check_commit(&head, block, certificate, &execution)?;
         let height = block.header.height;
         inner.apply(&execution.writes, &execution.tree_update);
@@ -131,9 +131,7 @@ impl BlockWriter for MemStore {
     }
 
     fn rewrite_derived(&self, height: Height, execution: &Execution) -> Result<(), StoreError> {
-        let certified = self
-            .block(height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("no block at height {height} to rewrite")))?;
+        let certified = self.block(height)?.ok_or(StoreError::MissingBlock { height })?;
         super::check_derived(&certified, execution)?;
         let receipts = &execution.receipts;
         let mut inner = self.write();
@@ -163,11 +161,11 @@ impl BlockWriter for MemStore {
         let height = certified.block.header.height;
         let head = self.head()?.height;
         if height == 0 || height >= head {
-            return Err(StoreError::Inconsistent(format!("only a block below the head {head} can be rewritten")));
+            return Err(StoreError::NotRewritable { height, head });
         }
         let next = self
             .header(height + 1)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("no header at height {}", height + 1)))?;
+            .ok_or(StoreError::MissingBlockPart { height: height + 1, part: BlockPart::Header })?;
         super::check_rewrite(certified, &next, &self.validator_set_for(height)?)?;
         let mut inner = self.write();
         inner.hashes.insert(certified.block.hash(), height);

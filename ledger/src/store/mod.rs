@@ -5,14 +5,18 @@
 //! transaction root, a header against the hash index and its certificate, a state value against
 //! the header's state root), so damaged data is an error, never an answer.
 
+mod error;
 mod mem;
 mod rocks;
 pub mod schema;
 
+pub use error::{
+    BlockDamage, BlockPart, CheckpointError, IoError, Mismatch, Root, StoreError, StoredKey, TreeWalk, ValueDamage,
+};
 pub use mem::MemStore;
 pub use rocks::{RocksStore, StoreOptions};
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use consensus::{CommitCertificate, Digest, Height, ValidatorSet};
@@ -20,92 +24,9 @@ use jmt::storage::TreeUpdateBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, ValidatorSchedule,
+    Block, BlockHeader, CertifiedBlock, Execution, Genesis, GenesisError, Receipt, ValidatorSchedule,
     state::{StateProof, StateReader, StateTree, decode_value, key_hash, keys},
 };
-
-/// A storage failure. Reads of damaged data are errors, never wrong data and never panics.
-#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
-pub enum StoreError {
-    /// RocksDB itself failed (I/O, checksum mismatch on disk, lock held, ...).
-    #[error("rocksdb: {0}")]
-    Rocks(String),
-    /// A stored value does not decode.
-    #[error("corrupt value in column {column} at key {key}: {reason}")]
-    Corrupt {
-        /// Column family.
-        column: &'static str,
-        /// Key, as hex.
-        key: String,
-        /// Decoding error.
-        reason: String,
-    },
-    /// The database belongs to another chain or genesis.
-    #[error("this database belongs to another network: its {field} is {found}, the genesis says {expected}")]
-    ForeignDatabase {
-        /// What differs.
-        field: &'static str,
-        /// What the genesis says.
-        expected: String,
-        /// What the database holds.
-        found: String,
-    },
-    /// Stored data contradicts itself (a missing block below the head, a missing state key...).
-    #[error("inconsistent database: {0}")]
-    Inconsistent(String),
-    /// A commit that does not extend the head.
-    #[error("block {height} does not extend the head {head}")]
-    NotNextBlock {
-        /// Height of the block offered.
-        height: Height,
-        /// Current head height.
-        head: Height,
-    },
-    /// A commit whose execution does not match its header.
-    #[error("block {height} does not match its execution: {reason}")]
-    ExecutionMismatch {
-        /// Height of the block offered.
-        height: Height,
-        /// Which root differs.
-        reason: String,
-    },
-    /// The state tree failed.
-    #[error("state tree: {0}")]
-    Tree(String),
-    /// The genesis cannot initialise a database.
-    #[error("invalid genesis: {0}")]
-    Genesis(String),
-    /// A checkpoint (a consistent copy of the whole database, see `RocksStore::checkpoint`)
-    /// could not be made at `path`; nothing is left there.
-    #[error("cannot make a checkpoint at {}: {reason}", path.display())]
-    Checkpoint {
-        /// Where the checkpoint was to go.
-        path: std::path::PathBuf,
-        /// Why it failed.
-        reason: String,
-    },
-    /// A stored part of a block (header, body, certificate, receipts, hash index entry) decodes
-    /// but contradicts what commits to it: damaged on disk, never served.
-    #[error("corrupt {column} value of block {height}: {reason}")]
-    CorruptBlock {
-        /// Column family.
-        column: &'static str,
-        /// Height of the block.
-        height: Height,
-        /// What does not match.
-        reason: String,
-    },
-}
-
-impl StoreError {
-    /// The height of the damaged block, for errors that name one.
-    pub fn height(&self) -> Option<Height> {
-        match self {
-            StoreError::CorruptBlock { height, .. } => Some(*height),
-            _ => None,
-        }
-    }
-}
 
 /// Every crash point of the store, by name (compiled in only with the `failpoints` feature).
 ///
@@ -157,12 +78,6 @@ pub(crate) fn crash_point(name: &'static str) {
 #[inline(always)]
 pub(crate) fn crash_point(_name: &'static str) {}
 
-impl From<rocksdb::Error> for StoreError {
-    fn from(error: rocksdb::Error) -> Self {
-        StoreError::Rocks(error.into_string())
-    }
-}
-
 /// Where a committed transaction is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct TxLocation {
@@ -210,9 +125,8 @@ pub trait BlockReader {
 /// [`BlockReader::validator_set_changes`] by reading every header from the genesis.
 pub(crate) fn scan_validator_set_changes(store: &impl BlockReader, up_to: Height) -> Result<Vec<Height>, StoreError> {
     let up_to = up_to.min(store.head()?.height);
-    let header = |height: Height| {
-        store.header(height)?.ok_or_else(|| StoreError::Inconsistent(format!("no header at height {height}")))
-    };
+    let header =
+        |height: Height| store.header(height)?.ok_or(StoreError::MissingBlockPart { height, part: BlockPart::Header });
     let mut previous = header(0)?.validator_set_digest;
     let mut changes = Vec::new();
     for height in 1..=up_to {
@@ -292,17 +206,22 @@ pub(crate) fn check_rewrite(
 ) -> Result<(), StoreError> {
     let block = &certified.block;
     let height = block.header.height;
-    let mismatch = |reason: String| StoreError::ExecutionMismatch { height, reason };
+    let mismatch = |mismatch: Mismatch| StoreError::ExecutionMismatch { height, mismatch };
     if next.previous_hash != block.hash() {
-        return Err(mismatch("not the block the chain holds at this height".to_string()));
+        return Err(mismatch(Mismatch::NotTheChainsBlock { expected: next.previous_hash, found: block.hash() }));
     }
-    if block.compute_tx_root() != block.header.tx_root {
-        return Err(mismatch("the body does not match the header's tx_root".to_string()));
+    let tx_root = block.compute_tx_root();
+    if tx_root != block.header.tx_root {
+        return Err(mismatch(Mismatch::Root {
+            root: Root::Transactions,
+            expected: block.header.tx_root,
+            found: tx_root,
+        }));
     }
     certified
         .certificate
         .verify(&block.header.chain_id, validators, height, &block.hash())
-        .map_err(|error| mismatch(format!("certificate: {error}")))
+        .map_err(|error| mismatch(Mismatch::Certificate(error)))
 }
 
 /// The state after the block at `height` of a store, as execution reads it: each value through
@@ -363,12 +282,9 @@ pub(crate) fn genesis_tree(store: &impl BlockReader, genesis: &Genesis) -> Resul
     // Built on an empty tree: the stored one may be what is damaged.
     let empty = jmt::storage::NodeBatch::default();
     let (header, _, tree_update) = genesis_state(genesis, &NewNodes(&empty))?;
-    let stored = store.header(0)?.ok_or_else(|| StoreError::Inconsistent("no genesis header".to_string()))?;
+    let stored = store.header(0)?.ok_or(StoreError::MissingBlockPart { height: 0, part: BlockPart::Header })?;
     if header != stored {
-        return Err(StoreError::ExecutionMismatch {
-            height: 0,
-            reason: "this genesis does not give the stored genesis header".to_string(),
-        });
+        return Err(StoreError::ExecutionMismatch { height: 0, mismatch: Mismatch::GenesisHeader });
     }
     Ok(tree_update)
 }
@@ -379,20 +295,29 @@ pub(crate) fn check_derived(certified: &CertifiedBlock, execution: &Execution) -
     let block = &certified.block;
     let height = block.header.height;
     let receipts = &execution.receipts;
-    let mismatch = |reason: &str| StoreError::ExecutionMismatch { height, reason: reason.to_string() };
+    let mismatch = |mismatch: Mismatch| StoreError::ExecutionMismatch { height, mismatch };
     let new_nodes = NewNodes(&execution.tree_update.node_batch);
     let root = crate::state::StateTree::new(&new_nodes).get_root_hash_option(height).ok().flatten();
-    if root.map(|root| Digest(root.0)) != Some(block.header.state_root) {
-        return Err(mismatch("the re-executed state tree's root is not the certified state root"));
+    match root.map(|root| Digest(root.0)) {
+        None => return Err(mismatch(Mismatch::NoStateRoot)),
+        Some(found) if found != block.header.state_root => {
+            return Err(mismatch(Mismatch::Root { root: Root::State, expected: block.header.state_root, found }));
+        }
+        Some(_) => {}
     }
     let hashes: Vec<Digest> = receipts.iter().map(Receipt::hash).collect();
-    if crate::merkle::root(&hashes) != block.header.receipts_root {
-        return Err(mismatch("receipts root"));
+    let receipts_root = crate::merkle::root(&hashes);
+    if receipts_root != block.header.receipts_root {
+        return Err(mismatch(Mismatch::Root {
+            root: Root::Receipts,
+            expected: block.header.receipts_root,
+            found: receipts_root,
+        }));
     }
     if receipts.len() != block.transactions.len()
         || receipts.iter().zip(&block.transactions).any(|(receipt, tx)| receipt.tx_hash != tx.hash())
     {
-        return Err(mismatch("the receipts do not name the block's transactions"));
+        return Err(mismatch(Mismatch::ReceiptsForOtherTransactions));
     }
     Ok(())
 }
@@ -415,19 +340,14 @@ pub trait StateHistory: StateReader + BlockReader + Sized {
         let tree = crate::state::Guarded::new(self);
         let (value, proof) = {
             let walk = StateTree::new(&tree).get_with_proof(key_hash(key), height);
-            tree.finish(&format!("proof of {} at height {height}", consensus::hex::encode(key)), walk)?
+            tree.finish(TreeWalk::Proof { key: key.to_vec(), height }, walk)?
         };
-        let header = self
-            .header(height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("no header at height {height} below the head")))?;
+        let header = self.header(height)?.ok_or(StoreError::MissingBlockPart { height, part: BlockPart::Header })?;
         let state_proof = StateProof { key: key.to_vec(), value, height, proof };
         state_proof.verify(&header.state_root).map_err(|reason| StoreError::Corrupt {
             column: schema::TREE_VALUES,
-            key: consensus::hex::encode(key),
-            reason: format!(
-                "the value at height {height} or a tree node above it is damaged: it does not prove against \
-                 the header's state root ({reason})"
-            ),
+            key: StoredKey::Bytes(key.to_vec()),
+            damage: ValueDamage::Unproven { height, reason },
         })?;
         Ok(state_proof)
     }
@@ -436,21 +356,21 @@ pub trait StateHistory: StateReader + BlockReader + Sized {
     fn validator_schedule_at(&self, height: Height) -> Result<ValidatorSchedule, StoreError> {
         let bytes = self
             .state_at(keys::VALIDATORS, height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("no validator schedule at height {height}")))?;
+            .ok_or_else(|| StoreError::MissingState { key: keys::VALIDATORS.to_vec(), height: Some(height) })?;
         decode_value(keys::VALIDATORS, &bytes)
     }
 
     /// The validator set that certifies the block at `height` (known up to head + 1).
     fn validator_set_for(&self, height: Height) -> Result<ValidatorSet, StoreError> {
         let schedule = self.validator_schedule_at(height.saturating_sub(1))?;
-        schedule.set_at(height).map_err(|error| StoreError::Inconsistent(format!("validator set at {height}: {error}")))
+        schedule.set_at(height).map_err(|error| StoreError::InvalidValidatorSet { height, error: Arc::new(error) })
     }
 }
 
 fn check_height(store: &(impl BlockReader + ?Sized), height: Height) -> Result<(), StoreError> {
     let head = store.head()?.height;
     if height > head {
-        return Err(StoreError::Inconsistent(format!("height {height} is above the head {head}")));
+        return Err(StoreError::AboveHead { height, head });
     }
     Ok(())
 }
@@ -467,21 +387,25 @@ pub(crate) fn check_commit(
     if header.height != head.height + 1 || header.previous_hash != head.hash() {
         return Err(StoreError::NotNextBlock { height: header.height, head: head.height });
     }
-    let mismatch = |reason: &str| StoreError::ExecutionMismatch { height: header.height, reason: reason.to_string() };
-    if execution.state_root != header.state_root {
-        return Err(mismatch("state root"));
+    let mismatch = |mismatch: Mismatch| StoreError::ExecutionMismatch { height: header.height, mismatch };
+    let compare = |root, expected: Digest, found: Digest| {
+        if expected == found { Ok(()) } else { Err(mismatch(Mismatch::Root { root, expected, found })) }
+    };
+    compare(Root::State, header.state_root, execution.state_root)?;
+    compare(Root::Transactions, header.tx_root, execution.tx_root)?;
+    if execution.tx_hashes.len() != block.transactions.len() {
+        return Err(mismatch(Mismatch::TransactionCount {
+            expected: block.transactions.len(),
+            found: execution.tx_hashes.len(),
+        }));
     }
-    if execution.tx_root != header.tx_root || execution.tx_hashes.len() != block.transactions.len() {
-        return Err(mismatch("transaction root"));
-    }
-    if execution.receipts_root != header.receipts_root {
-        return Err(mismatch("receipts root"));
-    }
-    if execution.validator_set_digest != header.validator_set_digest {
-        return Err(mismatch("validator set digest"));
-    }
+    compare(Root::Receipts, header.receipts_root, execution.receipts_root)?;
+    compare(Root::ValidatorSet, header.validator_set_digest, execution.validator_set_digest)?;
     if certificate.digest != header.hash() || certificate.height != header.height {
-        return Err(mismatch("certificate is for another block"));
+        return Err(mismatch(Mismatch::CertificateForAnotherBlock {
+            height: certificate.height,
+            digest: certificate.digest,
+        }));
     }
     Ok(())
 }
@@ -494,14 +418,15 @@ pub(crate) fn genesis_state(
     genesis: &Genesis,
     tree: &impl jmt::storage::TreeReader,
 ) -> Result<(BlockHeader, Writes, TreeUpdateBatch), StoreError> {
-    genesis.validate().map_err(|error| StoreError::Genesis(error.to_string()))?;
+    genesis.validate().map_err(StoreError::Genesis)?;
     let writes = genesis.state_writes();
     let (root, tree_update) = StateTree::new(tree)
         .put_value_set(writes.iter().map(|(key, value)| (key_hash(key), value.clone())), 0)
-        .map_err(|error| StoreError::Tree(error.to_string()))?;
+        .map_err(|error| StoreError::tree(TreeWalk::Update { height: 0 }, error))?;
+    // `validate` has checked this set already; the same message if it ever fails here.
     let validator_set = ValidatorSchedule::starting(0, genesis.validators.clone())
         .set_at(0)
-        .map_err(|error| StoreError::Genesis(error.to_string()))?;
+        .map_err(|error| StoreError::Genesis(GenesisError::Validators(error.to_string())))?;
     let header = genesis_header(genesis, Digest(root.0), &validator_set);
     Ok((header, writes, tree_update))
 }

@@ -13,7 +13,8 @@ use jmt::{
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{
-    BlockReader, BlockWriter, LocalRecords, StateHistory, StoreError, TxLocation, crash_point, failpoint, schema,
+    BlockDamage, BlockPart, BlockReader, BlockWriter, CheckpointError, LocalRecords, Root, StateHistory, StoreError,
+    StoredKey, TreeWalk, TxLocation, ValueDamage, crash_point, failpoint, schema,
 };
 use crate::{
     Block, BlockHeader, CertifiedBlock, Execution, Genesis, Receipt, SignedTransaction, encode, state::StateReader,
@@ -80,7 +81,7 @@ impl RocksStore {
         };
         if store.get_raw(schema::META, schema::META_GENESIS_HASH)?.is_none() {
             if options.read_only {
-                return Err(StoreError::Inconsistent("the database is empty (no genesis)".to_string()));
+                return Err(StoreError::Empty);
             }
             store.initialise(genesis)?;
         }
@@ -105,7 +106,7 @@ impl RocksStore {
                 return Err(StoreError::CorruptBlock {
                     column: schema::HEADERS,
                     height: 0,
-                    reason: "the genesis header does not name this genesis".to_string(),
+                    damage: BlockDamage::ForeignGenesis,
                 });
             }
         } else {
@@ -114,12 +115,12 @@ impl RocksStore {
         }
         let tree = crate::state::Guarded::new(self);
         let walk = crate::state::StateTree::new(&tree).get_root_hash(head.height);
-        let root = tree.finish(&format!("root of height {}", head.height), walk)?;
-        if Digest(root.0) != head.state_root {
+        let root = Digest(tree.finish(TreeWalk::Root { height: head.height }, walk)?.0);
+        if root != head.state_root {
             return Err(StoreError::Corrupt {
                 column: schema::TREE_NODES,
-                key: format!("root of height {}", head.height),
-                reason: format!("the state tree's root {} is not the header's state root", Digest(root.0)),
+                key: StoredKey::Name("root"),
+                damage: ValueDamage::StateRoot { height: head.height, expected: head.state_root, found: root },
             });
         }
         Ok(())
@@ -127,7 +128,7 @@ impl RocksStore {
 
     fn initialise(&self, genesis: &Genesis) -> Result<(), StoreError> {
         if self.db.iterator_cf(self.cf(schema::HEADERS)?, IteratorMode::Start).next().is_some() {
-            return Err(StoreError::Inconsistent("blocks are stored but the genesis hash is not".to_string()));
+            return Err(StoreError::MissingMeta { key: "genesis hash" });
         }
         let (header, writes, tree_update) = super::genesis_state(genesis, self)?;
         let mut batch = WriteBatch::default();
@@ -167,21 +168,17 @@ impl RocksStore {
         }
         let schema_version = meta(schema::META_SCHEMA)?.unwrap_or_default();
         if schema_version != schema::SCHEMA_VERSION.to_be_bytes() {
-            return Err(StoreError::Inconsistent(format!(
-                "schema version {} is not the supported {}",
-                consensus::hex::encode(&schema_version),
-                schema::SCHEMA_VERSION
-            )));
+            return Err(StoreError::UnsupportedSchema { found: schema_version });
         }
         let head = self.head_height()?;
         if self.get_raw(schema::HEADERS, &schema::height_key(head))?.is_none() {
-            return Err(StoreError::Inconsistent(format!("the head block {head} is missing")));
+            return Err(StoreError::MissingHead { height: head });
         }
         Ok(())
     }
 
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
-        self.db.cf_handle(name).ok_or_else(|| StoreError::Inconsistent(format!("column family {name} is missing")))
+        self.db.cf_handle(name).ok_or(StoreError::MissingColumn { column: name })
     }
 
     fn get_raw(&self, column: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -192,10 +189,10 @@ impl RocksStore {
     fn get_at<T: BorshDeserialize>(&self, column: &'static str, height: Height) -> Result<Option<T>, StoreError> {
         self.get_raw(column, &schema::height_key(height))?
             .map(|bytes| {
-                borsh::from_slice(&bytes).map_err(|error| StoreError::CorruptBlock {
+                borsh::from_slice(&bytes).map_err(|error| StoreError::Undecodable {
                     column,
-                    height,
-                    reason: format!("does not decode: {error}"),
+                    key: StoredKey::Height(height),
+                    error: error.into(),
                 })
             })
             .transpose()
@@ -204,10 +201,10 @@ impl RocksStore {
     fn get_decoded<T: BorshDeserialize>(&self, column: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
         self.get_raw(column, key)?
             .map(|bytes| {
-                borsh::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                borsh::from_slice(&bytes).map_err(|error| StoreError::Undecodable {
                     column,
-                    key: consensus::hex::encode(key),
-                    reason: error.to_string(),
+                    key: StoredKey::Bytes(key.to_vec()),
+                    error: error.into(),
                 })
             })
             .transpose()
@@ -255,32 +252,28 @@ impl RocksStore {
     /// checkpoint must stop the database deleting the files it links while it links them,
     /// which a read-only (or secondary) instance cannot ask of the process that writes.
     pub fn checkpoint(&self, path: &Path) -> Result<(), StoreError> {
-        let failed = |reason: String| StoreError::Checkpoint { path: path.to_path_buf(), reason };
+        let failed = |error: CheckpointError| StoreError::Checkpoint { path: path.to_path_buf(), error };
         if self.options.read_only {
-            return Err(failed(
-                "the store is open read-only; only the process that writes it can checkpoint it".into(),
-            ));
+            return Err(failed(CheckpointError::ReadOnly));
         }
         match std::fs::symlink_metadata(path) {
-            Ok(_) => return Err(failed("it already exists".to_string())),
+            Ok(_) => return Err(failed(CheckpointError::Exists)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(failed(error.to_string())),
+            Err(error) => return Err(failed(CheckpointError::Io(error.into()))),
         }
         // RocksDB writes into `<path>.tmp` and renames it at the end, removing it on failure.
         rocksdb::checkpoint::Checkpoint::new(&self.db)
             .and_then(|checkpoint| checkpoint.create_checkpoint(path))
-            .map_err(|error| failed(error.into_string()))
+            .map_err(|error| failed(CheckpointError::Rocks(error)))
     }
 
     /// Height of the head block (0 before any block).
     pub fn head_height(&self) -> Result<Height, StoreError> {
-        let bytes = self
-            .get_raw(schema::META, schema::META_HEAD)?
-            .ok_or_else(|| StoreError::Inconsistent("no head recorded".to_string()))?;
+        let bytes = self.get_raw(schema::META, schema::META_HEAD)?.ok_or(StoreError::MissingMeta { key: "head" })?;
         let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt {
             column: schema::META,
-            key: "head".to_string(),
-            reason: format!("{} bytes, expected 8", bytes.len()),
+            key: StoredKey::Name("head"),
+            damage: ValueDamage::NotAHeight { length: bytes.len() },
         })?;
         Ok(Height::from_be_bytes(bytes))
     }
@@ -298,7 +291,7 @@ impl RocksStore {
             return Err(StoreError::CorruptBlock {
                 column: schema::HEADERS,
                 height: header.height,
-                reason: "the header names another validator set than the state holds".to_string(),
+                damage: BlockDamage::ValidatorSet { named: header.validator_set_digest, held: set.digest() },
             });
         }
         if let Ok(mut cached) = self.certifying_set.lock() {
@@ -317,21 +310,19 @@ impl RocksStore {
         };
         let certificate: CommitCertificate = self
             .get_at(schema::CERTIFICATES, height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no certificate")))?;
-        let corrupt = |column, reason: String| StoreError::CorruptBlock { column, height, reason };
+            .ok_or(StoreError::MissingBlockPart { height, part: BlockPart::Certificate })?;
         let hash = header.hash();
         if certificate.digest != hash || certificate.height != height || certificate.chain_id != header.chain_id {
-            return Err(corrupt(
-                schema::HEADERS,
-                format!(
-                    "the certificate is for another block than the header {hash} (a damaged header or certificate)"
-                ),
-            ));
+            return Err(StoreError::CorruptBlock {
+                column: schema::HEADERS,
+                height,
+                damage: BlockDamage::CertificateForAnotherBlock { hash },
+            });
         }
         let set = self.certifying_set(&header)?;
         certificate
             .verify(&header.chain_id, &set, height, &hash)
-            .map_err(|error| corrupt(schema::CERTIFICATES, format!("certificate: {error}")))?;
+            .map_err(|error| StoreError::BadCertificate { height, error })?;
         Ok(Some((header, certificate)))
     }
 
@@ -358,15 +349,19 @@ impl RocksStore {
         let Some(receipts) = self.get_at::<Vec<Receipt>>(schema::RECEIPTS, height)? else {
             return Ok(None);
         };
-        let header = self
-            .checked_header(height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no header")))?;
+        let header =
+            self.checked_header(height)?.ok_or(StoreError::MissingBlockPart { height, part: BlockPart::Header })?;
         let hashes: Vec<Digest> = receipts.iter().map(Receipt::hash).collect();
-        if crate::merkle::root(&hashes) != header.receipts_root {
+        let receipts_root = crate::merkle::root(&hashes);
+        if receipts_root != header.receipts_root {
             return Err(StoreError::CorruptBlock {
                 column: schema::RECEIPTS,
                 height,
-                reason: "the receipts do not match the header's receipts_root".to_string(),
+                damage: BlockDamage::Root {
+                    root: Root::Receipts,
+                    expected: header.receipts_root,
+                    found: receipts_root,
+                },
             });
         }
         let receipts = Arc::new(receipts);
@@ -386,17 +381,14 @@ impl RocksStore {
         };
         // Each committed header's hash is indexed at its height in the same batch, so a header
         // whose hash is not indexed there (or a damaged index entry) is corrupt.
-        let corrupt = |reason: String| StoreError::CorruptBlock { column: schema::HEADERS, height, reason };
+        let corrupt = |damage| StoreError::CorruptBlock { column: schema::HEADERS, height, damage };
         if header.height != height {
-            return Err(corrupt(format!("the header says height {}", header.height)));
+            return Err(corrupt(BlockDamage::WrongHeight { found: header.height }));
         }
         let hash = header.hash();
         match self.get_raw(schema::BLOCK_HASHES, &hash.0)? {
             Some(indexed) if indexed == schema::height_key(height) => Ok(Some(header)),
-            _ => Err(corrupt(format!(
-                "its hash {hash} is not indexed at this height (a damaged header or {} entry)",
-                schema::BLOCK_HASHES
-            ))),
+            _ => Err(corrupt(BlockDamage::HashNotIndexed { hash })),
         }
     }
 
@@ -432,7 +424,7 @@ impl RocksStore {
 impl BlockReader for RocksStore {
     fn head(&self) -> Result<BlockHeader, StoreError> {
         let head = self.head_height()?;
-        self.header(head)?.ok_or_else(|| StoreError::Inconsistent(format!("the head block {head} is missing")))
+        self.header(head)?.ok_or(StoreError::MissingHead { height: head })
     }
 
     fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
@@ -459,16 +451,17 @@ impl BlockReader for RocksStore {
         }
         let (header, certificate) = self
             .read_certified_header(height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no header")))?;
+            .ok_or(StoreError::MissingBlockPart { height, part: BlockPart::Header })?;
         let transactions: Vec<SignedTransaction> = self
             .get_at(schema::BODIES, height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("block {height} has no body")))?;
+            .ok_or(StoreError::MissingBlockPart { height, part: BlockPart::Body })?;
         let block = Block { header, transactions };
-        if block.compute_tx_root() != block.header.tx_root {
+        let tx_root = block.compute_tx_root();
+        if tx_root != block.header.tx_root {
             return Err(StoreError::CorruptBlock {
                 column: schema::BODIES,
                 height,
-                reason: "the body does not match the header's tx_root".to_string(),
+                damage: BlockDamage::Root { root: Root::Transactions, expected: block.header.tx_root, found: tx_root },
             });
         }
         Ok(Some(CertifiedBlock { block, certificate }))
@@ -487,11 +480,13 @@ impl BlockReader for RocksStore {
         let Some(bytes) = self.get_raw(schema::BLOCK_HASHES, &hash.0)? else {
             return Ok(None);
         };
-        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+        let corrupt = |damage| StoreError::Corrupt {
             column: schema::BLOCK_HASHES,
-            key: hash.to_string(),
-            reason: format!("{} bytes, expected 8", bytes.len()),
-        })?;
+            key: StoredKey::Bytes(hash.0.to_vec()),
+            damage,
+        };
+        let bytes: [u8; 8] =
+            bytes.as_slice().try_into().map_err(|_| corrupt(ValueDamage::NotAHeight { length: bytes.len() }))?;
         let height = Height::from_be_bytes(bytes);
         if !self.visible(height)? {
             return Ok(None);
@@ -499,11 +494,7 @@ impl BlockReader for RocksStore {
         // The header there must have this hash: one header read and hash.
         match self.checked_header(height)? {
             Some(header) if header.hash() == *hash => Ok(Some(height)),
-            _ => Err(StoreError::Corrupt {
-                column: schema::BLOCK_HASHES,
-                key: hash.to_string(),
-                reason: format!("indexed at height {height}, whose header has another hash"),
-            }),
+            _ => Err(corrupt(ValueDamage::HashIndexedElsewhere { height })),
         }
     }
 
@@ -519,11 +510,8 @@ impl BlockReader for RocksStore {
             Some(receipt) if receipt.tx_hash == *tx_hash => Ok(Some(location)),
             _ => Err(StoreError::Corrupt {
                 column: schema::TX_INDEX,
-                key: tx_hash.to_string(),
-                reason: format!(
-                    "indexed at height {} position {}, where the block's receipts name another transaction",
-                    location.height, location.index
-                ),
+                key: StoredKey::Bytes(tx_hash.0.to_vec()),
+                damage: ValueDamage::TxIndexedElsewhere { location },
             }),
         }
     }
@@ -539,21 +527,21 @@ impl BlockReader for RocksStore {
         let mut changes = Vec::new();
         for entry in self.db.iterator_cf(self.cf(schema::VALIDATOR_CHANGES)?, IteratorMode::Start) {
             let (key, _) = entry?;
-            let corrupt = |reason: &str| StoreError::Corrupt {
+            let corrupt = |damage| StoreError::Corrupt {
                 column: schema::VALIDATOR_CHANGES,
-                key: consensus::hex::encode(&key),
-                reason: reason.to_string(),
+                key: StoredKey::Bytes(key.to_vec()),
+                damage,
             };
             let height = <[u8; 8]>::try_from(key.as_ref())
                 .map(Height::from_be_bytes)
-                .map_err(|_| corrupt("not an 8-byte height"))?;
+                .map_err(|_| corrupt(ValueDamage::NotAHeight { length: key.len() }))?;
             if height > up_to {
                 break;
             }
             let digest = |height| self.checked_header(height).map(|header| header.map(|h| h.validator_set_digest));
             match (height.checked_sub(1).map(digest).transpose()?, digest(height)?) {
                 (Some(Some(before)), Some(after)) if before != after => changes.push(height),
-                _ => return Err(corrupt("marks a height where the validator set does not change")),
+                _ => return Err(corrupt(ValueDamage::NoValidatorChange { height })),
             }
         }
         Ok(changes)
@@ -593,9 +581,7 @@ impl BlockWriter for RocksStore {
     fn rewrite_derived(&self, height: Height, execution: &Execution) -> Result<(), StoreError> {
         // `block` checks the certificate against the header and the body against the header,
         // without the hash index, so it reads back even when that index entry is the damage.
-        let certified = self
-            .block(height)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("no block at height {height} to rewrite")))?;
+        let certified = self.block(height)?.ok_or(StoreError::MissingBlock { height })?;
         super::check_derived(&certified, execution)?;
         let receipts = &execution.receipts;
         let key = schema::height_key(height);
@@ -623,12 +609,12 @@ impl BlockWriter for RocksStore {
         let height = block.header.height;
         let head = self.head_height()?;
         if height == 0 || height >= head {
-            return Err(StoreError::Inconsistent(format!("only a block below the head {head} can be rewritten")));
+            return Err(StoreError::NotRewritable { height, head });
         }
         // The next header as its certificate proves it: what it links to is this block's hash.
         let (next, _) = self
             .read_certified_header(height + 1)?
-            .ok_or_else(|| StoreError::Inconsistent(format!("no header at height {}", height + 1)))?;
+            .ok_or(StoreError::MissingBlockPart { height: height + 1, part: BlockPart::Header })?;
         super::check_rewrite(certified, &next, &self.validator_set_for(height)?)?;
         let key = schema::height_key(height);
         let mut batch = WriteBatch::default();
@@ -670,8 +656,8 @@ impl LocalRecords for RocksStore {
         {
             return Err(StoreError::Corrupt {
                 column: schema::SAFETY,
-                key: "state".to_string(),
-                reason: "the consensus safety state does not match its checksum".to_string(),
+                key: StoredKey::Name("state"),
+                damage: ValueDamage::SafetyChecksum,
             });
         }
         Ok(Some(state))
@@ -737,10 +723,10 @@ impl TreeReader for RocksStore {
         let mut iterator = self.db.iterator_cf(column, IteratorMode::From(&seek, Direction::Reverse));
         match iterator.next().transpose()? {
             Some((key, value)) if key.len() == 40 && key[..32] == key_hash.0 => {
-                let value: Option<Vec<u8>> = borsh::from_slice(&value).map_err(|error| StoreError::Corrupt {
+                let value: Option<Vec<u8>> = borsh::from_slice(&value).map_err(|error| StoreError::Undecodable {
                     column: schema::TREE_VALUES,
-                    key: consensus::hex::encode(&key),
-                    reason: error.to_string(),
+                    key: StoredKey::Bytes(key.to_vec()),
+                    error: error.into(),
                 })?;
                 Ok(value)
             }

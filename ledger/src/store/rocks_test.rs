@@ -32,7 +32,10 @@ fn a_corrupted_value_is_an_error_not_data() {
     let headers = store.cf(schema::HEADERS).expect("cf");
     store.db.put_cf(headers, schema::height_key(0), b"\x01garbage").expect("write");
     let error = store.head().expect_err("corrupt header");
-    assert!(matches!(error, StoreError::CorruptBlock { column: "headers", height: 0, .. }), "{error}");
+    assert!(
+        matches!(error, StoreError::Undecodable { column: "headers", key: crate::store::StoredKey::Height(0), .. }),
+        "{error}"
+    );
 
     let state = store.cf(schema::STATE).expect("cf");
     store.db.put_cf(state, keys::PARAMS, b"\xff").expect("write");
@@ -43,7 +46,7 @@ fn a_corrupted_value_is_an_error_not_data() {
     )
     .err()
     .expect("corrupt params");
-    assert!(matches!(error, crate::ExecutionError::Store(StoreError::Corrupt { column: "state", .. })), "{error}");
+    assert!(matches!(error, crate::ExecutionError::Store(StoreError::Undecodable { column: "state", .. })), "{error}");
 }
 
 #[test]
@@ -70,7 +73,8 @@ fn a_missing_head_block_is_refused_at_open() {
     store.db.put_cf(store.cf(schema::META).expect("cf"), schema::META_HEAD, schema::height_key(9)).expect("write");
     drop(store);
     let error = RocksStore::open(dir.path(), &genesis(), StoreOptions::default()).err().expect("refused");
-    assert_eq!(error, StoreError::Inconsistent("the head block 9 is missing".to_string()));
+    assert_eq!(error, StoreError::MissingHead { height: 9 });
+    assert_eq!(error.to_string(), "inconsistent database: the head block 9 is missing");
 }
 
 #[test]

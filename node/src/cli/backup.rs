@@ -421,7 +421,7 @@ fn safety_state(store: &RocksStore) -> Option<Vec<u8>> {
 
 /// RocksDB's answer when another process has the database open for writing.
 fn is_lock_error(error: &StoreError) -> bool {
-    matches!(error, StoreError::Rocks(message) if message.contains("lock file"))
+    matches!(error, StoreError::Rocks(error) if error.as_ref().contains("lock file"))
 }
 
 /// `out` made absolute, checked to be a new folder in an existing one.

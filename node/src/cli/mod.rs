@@ -73,3 +73,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(arguments) => bench::run(arguments),
     }
 }
+
+/// An error and its causes on one line, like `{:#}`, but without a cause whose text the line
+/// already ends with: typed errors (the store's, the ledger's) show their source in their own
+/// message and keep it as `source()` too, which `{:#}` would print twice.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("does not decode: {0}")]
+    struct Typed(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated_and_others_are_kept() {
+        let io = std::io::Error::other("unexpected length of input");
+        let error = anyhow::Error::new(Typed(io)).context("cannot open the store");
+        assert_eq!(super::describe(&error), "cannot open the store: does not decode: unexpected length of input");
+        let plain = anyhow::anyhow!("disk full").context("cannot write");
+        assert_eq!(super::describe(&plain), "cannot write: disk full");
+    }
+}

@@ -8,7 +8,10 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use consensus::{PublicKey, SignedVote};
-use ledger::{LocalRecords, StoreError, store::schema};
+use ledger::{
+    LocalRecords, StoreError,
+    store::{StoredKey, schema},
+};
 use rpc::EvidenceRecord;
 
 pub use rpc::api::EVIDENCE_MAX;
@@ -46,10 +49,10 @@ pub fn load(store: &impl LocalRecords) -> Result<Vec<EvidenceRecord>, StoreError
         .iter()
         .map(|bytes| {
             let Stored::V1 { public_key, first, second, seen_at_ms, peer } =
-                borsh::from_slice(bytes).map_err(|error| StoreError::Corrupt {
+                borsh::from_slice(bytes).map_err(|error| StoreError::Undecodable {
                     column: schema::EVIDENCE,
-                    key: "evidence".to_string(),
-                    reason: error.to_string(),
+                    key: StoredKey::Name("evidence"),
+                    error: error.into(),
                 })?;
             Ok(EvidenceRecord { public_key, first, second, seen_at_ms, peer })
         })

@@ -4,17 +4,14 @@
 use std::borrow::Cow;
 
 use consensus::{Message, MessageError, Replica, ValidatorSet, Verified};
-use ledger::{AdmitError, Block};
+use ledger::Block;
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{ChainStore, Driver, Error, Input, Network, admission::CheckedGossip, proposals::Unasked};
-use crate::{
-    mempool::Prechecked,
-    p2p::{
-        MessageAcceptance, NetworkEvent, Topic,
-        protocol::{ConsensusGossip, Response},
-    },
+use super::{ChainStore, Driver, Error, Input, Network, proposals::Unasked};
+use crate::p2p::{
+    MessageAcceptance, NetworkEvent, Topic,
+    protocol::{ConsensusGossip, Response},
 };
 
 /// Why a consensus message was not fed to the core.
@@ -34,7 +31,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
                 self.delivered_by = None;
                 self.network.validated(id, source, acceptance?);
             }
-            // Checked first, off this loop: they arrive through `on_tx_gossip`.
+            // The mempool's admission takes them, off this loop (`crate::mempool::admission`).
             NetworkEvent::Gossip { topic: Topic::Transactions, id, source, .. } => {
                 self.network.validated(id, source, MessageAcceptance::Ignore);
             }
@@ -54,8 +51,6 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
                         None => None,
                     },
                 };
-                #[cfg(feature = "byzantine")]
-                let block = self.byzantine_serve(block);
                 self.network.respond(channel, Response::Body(block));
             }
             NetworkEvent::Body { peer, block: Some(block) } => self.on_fetched_body(peer, *block)?,
@@ -128,10 +123,6 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             }
             Err(Refusal::Ignored) => return Ok(MessageAcceptance::Ignore),
         };
-        #[cfg(feature = "byzantine")]
-        if let Some((block, _)) = &block {
-            self.byzantine_regossip(verified.message(), block);
-        }
         // The block first: the core may ask to validate it as soon as it sees the proposal.
         let mut acceptance = MessageAcceptance::Accept;
         if let Some((block, unasked)) = block
@@ -199,44 +190,9 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
 
     /// Feeds a verified message; one for the next height wakes an idle node.
     fn feed_verified(&mut self, verified: Verified<Message>) -> Result<(), Error> {
-        #[cfg(feature = "byzantine")]
-        self.byzantine_received(verified.message());
         if verified.message().height() == self.head.height + 1 {
             self.start_height()?;
         }
         self.feed(Input::Message(verified))
-    }
-
-    /// Admits gossiped transactions (decoded and their signatures checked already). Rejects the
-    /// message only for what the sender should have caught (it gossips only what it admitted):
-    /// bad encoding, chain or signature.
-    pub(super) fn on_tx_gossip(&mut self, gossip: CheckedGossip) -> Result<(), Error> {
-        let CheckedGossip { id, source, transactions } = gossip;
-        let acceptance = match transactions {
-            None => MessageAcceptance::Reject,
-            Some(checked) => self.admit_gossiped(checked),
-        };
-        self.network.validated(id, source, acceptance);
-        Ok(())
-    }
-
-    fn admit_gossiped(&mut self, checked: Vec<Result<Prechecked, AdmitError>>) -> MessageAcceptance {
-        let verdicts = self.mempool.admit_prechecked(self.store.as_ref(), checked, self.now());
-        // Transactions this one let out of a nonce gap can now execute: peers should hear of them.
-        self.tx_outbox.extend(self.mempool.take_promoted());
-        self.update_mempool_metrics();
-        // Limits and signatures are the same on every node (genesis), so an invalid
-        // transaction is one the sender should never have admitted.
-        let sender_fault = verdicts.iter().any(|verdict| matches!(verdict, Err(AdmitError::Invalid(_))));
-        // Only what a block can take travels on: transactions behind a nonce gap stay here,
-        // so a gapped flood fills no other node's mempool.
-        let ready = verdicts.iter().any(|verdict| matches!(verdict, Ok(crate::mempool::Admitted::Ready(_))));
-        if sender_fault {
-            MessageAcceptance::Reject
-        } else if ready {
-            MessageAcceptance::Accept
-        } else {
-            MessageAcceptance::Ignore
-        }
     }
 }

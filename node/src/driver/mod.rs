@@ -1,25 +1,25 @@
-//! The consensus driver: the only loop that executes the core's outputs. It owns the replica,
-//! the mempool and the write side of the store; the network, the RPC server and the metrics
-//! endpoint talk to it through channels.
+//! The consensus driver: the only loop that executes the core's outputs. It owns the replica
+//! and the write side of the store; the network, the RPC server and the metrics endpoint talk to
+//! it through channels. Transactions are admitted off this loop (`crate::mempool::admission`):
+//! the driver only reaps the mempool for proposals, asks it whether there is work, prunes it
+//! after each block and relays what it queued for gossip.
 //!
 //! It is a state machine over its [`ports`]: a [`ChainStore`], a [`Network`] and the time
 //! ([`Now`]), each an input. [`Driver::run`] is the node's loop (RocksDB, libp2p, the system
 //! clock); the whole-node simulation steps the same driver with [`Driver::boot`],
-//! [`Driver::handle`] and [`Driver::admit`] over `MemStore`, a simulated network and virtual
+//! [`Driver::handle`] over `MemStore`, a simulated network and virtual
 //! time, so every path here runs deterministically in tests.
 //!
 //! Order matters and is kept here: a `Persist` output is synced to RocksDB before any later
 //! output runs (so a restarted validator never signs twice); a decided block is committed in
 //! one atomic write before subscribers hear of it and before the next height starts.
 
-mod admission;
 mod body_cache;
-#[cfg(feature = "byzantine")]
-pub(crate) mod byzantine;
 pub mod evidence;
 mod gossip;
 pub mod ports;
 mod proposals;
+mod relay;
 mod sync;
 
 use std::{
@@ -32,22 +32,21 @@ use consensus::{
     ChainId, CommitCertificate, Digest, Height, Input, Message, Output, Replica, SafetyState, SigningKey, Timer,
     ValidatorSet,
 };
-use ledger::{AdmitError, BlockHeader, CertifiedBlock, StoreError, state::read_params};
+use ledger::{BlockHeader, CertifiedBlock, StoreError, state::read_params};
 use libp2p::PeerId;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::{
-    mempool::{Mempool, MempoolConfig, Prechecked},
+    mempool::MempoolHandle,
     metrics::Metrics,
-    p2p::{NetworkEvent, Topic, protocol::TxGossip},
-    verified::VerifiedCache,
+    p2p::{NetworkEvent, Topic},
 };
 
-pub use admission::{CheckedGossip, Checker, TX_GOSSIP_MAX, decode_tx_gossip};
 pub use ports::{ChainStore, Network, Now};
 
 use body_cache::BodyCache;
+use relay::TxRelay;
 
 /// A failure that stops the node: the store could not be read or written, so continuing could
 /// lose a block or sign twice.
@@ -65,12 +64,8 @@ pub enum Error {
         /// The decided block's height.
         height: Height,
         /// What execution found.
-        error: ledger::ExecutionError,
+        error: Box<ledger::ExecutionError>,
     },
-    /// The Byzantine test behaviours are misconfigured.
-    #[cfg(feature = "byzantine")]
-    #[error("{0}")]
-    Byzantine(String),
 }
 
 /// How the driver runs.
@@ -80,8 +75,6 @@ pub struct Settings {
     pub chain_id: ChainId,
     /// This node's consensus key (an observer's key is not in any validator set).
     pub key: SigningKey,
-    /// Mempool limits.
-    pub mempool: MempoolConfig,
     /// With nothing to do, still start a height (an empty block) this often; `None` never.
     pub empty_block_interval: Option<Duration>,
     /// Peer ids admitted besides the validators.
@@ -90,9 +83,6 @@ pub struct Settings {
 
 /// What the RPC side asks of the driver.
 enum Request {
-    Submit { checked: Vec<Result<Prechecked, AdmitError>>, reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>> },
-    MempoolSize(oneshot::Sender<(usize, usize)>),
-    IsPending(Digest, oneshot::Sender<bool>),
     Status(oneshot::Sender<Status>),
 }
 
@@ -105,8 +95,6 @@ pub struct Status {
     pub validator: bool,
     /// Whether a sync request is in flight.
     pub syncing: bool,
-    /// Pending transactions.
-    pub mempool_txs: usize,
 }
 
 /// The driver stopped; the node is shutting down.
@@ -118,35 +106,12 @@ pub struct Stopped;
 #[derive(Clone)]
 pub struct DriverHandle {
     requests: mpsc::Sender<Request>,
-    submissions: mpsc::Sender<admission::Submission>,
     /// Weak, so that the channel closes when the driver stops: subscribers (block
     /// subscriptions, `tx_submitAndWait` calls) then end at once instead of holding shutdown.
     commits: broadcast::WeakSender<Arc<CertifiedBlock>>,
 }
 
 impl DriverHandle {
-    /// Admits encoded transactions to the mempool (and gossips the admitted ones); one verdict
-    /// per transaction, in order. Concurrent submissions are checked together, in one batch.
-    pub async fn submit(&self, transactions: Vec<Vec<u8>>) -> Result<Vec<Result<Digest, AdmitError>>, Stopped> {
-        let (reply, answer) = oneshot::channel();
-        self.submissions.send(admission::Submission { transactions, reply }).await.map_err(|_| Stopped)?;
-        answer.await.map_err(|_| Stopped)
-    }
-
-    /// Pending transactions and bytes in the mempool.
-    pub async fn mempool_size(&self) -> Result<(usize, usize), Stopped> {
-        let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::MempoolSize(reply)).await.map_err(|_| Stopped)?;
-        answer.await.map_err(|_| Stopped)
-    }
-
-    /// Whether a transaction is pending in the mempool.
-    pub async fn is_pending(&self, hash: Digest) -> Result<bool, Stopped> {
-        let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::IsPending(hash, reply)).await.map_err(|_| Stopped)?;
-        answer.await.map_err(|_| Stopped)
-    }
-
     /// The driver's state.
     pub async fn status(&self) -> Result<Status, Stopped> {
         let (reply, answer) = oneshot::channel();
@@ -166,16 +131,6 @@ impl DriverHandle {
 
 /// Blocks are announced to subscribers through a buffer this deep.
 const COMMIT_BUFFER: usize = 1024;
-/// Admitted transactions are gossiped in batches at most this large...
-const TX_GOSSIP_BATCH: usize = 1024;
-/// ...and at least this often while some wait.
-const TX_GOSSIP_INTERVAL: Duration = Duration::from_millis(10);
-/// Ready transactions that no block has taken for this long are gossiped again (gossipsub
-/// drops messages to peers whose send queues are full, so a transaction may reach only the node
-/// it was submitted to, which then waits alone for work)...
-const REGOSSIP_AFTER: Duration = Duration::from_secs(2);
-/// ...at most this many per round.
-const REGOSSIP_MAX: usize = 1024;
 /// At boot, how long to wait for a quorum of peers before starting the next height anyway.
 const BOOT_GRACE: Duration = Duration::from_secs(3);
 /// How often peers are asked for their heads (to notice being behind).
@@ -183,10 +138,11 @@ const HEADS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What happens to a driver; [`Driver::handle`] takes one at a time.
 pub enum Event<R> {
-    /// The network delivered something (transaction gossip comes checked, as `TxGossip`).
+    /// The network delivered something (transaction gossip goes to the mempool's admission
+    /// instead).
     Network(NetworkEvent<R>),
-    /// A transaction gossip message, decoded and its signatures checked ([`Checker`]).
-    TxGossip(CheckedGossip),
+    /// The mempool admitted transactions: a height may start, gossip may be due.
+    Admitted,
     /// Time passed: whatever is due by [`Driver::next_deadline`] runs.
     Tick,
 }
@@ -197,17 +153,14 @@ pub struct Driver<S, N> {
     settings: Settings,
     store: Arc<S>,
     replica: Replica,
-    mempool: Mempool,
+    /// Shared with the admission tasks: the driver reaps, asks for work and prunes.
+    mempool: MempoolHandle<S>,
     network: N,
     metrics: Arc<Metrics>,
     commits: broadcast::Sender<Arc<CertifiedBlock>>,
     requests: mpsc::Receiver<Request>,
-    /// Where checked client submissions come from: the checking task's ends, taken by `run`.
-    admission: Option<(mpsc::Receiver<admission::Submission>, mpsc::Sender<Request>)>,
     /// The time of the event being handled.
     now: Now,
-    /// Transactions whose signatures this node verified (admission and proposals share it).
-    verified: Arc<VerifiedCache>,
     /// The last committed header.
     head: BlockHeader,
     /// The set that certifies `head + 1`, and who its members are on the network.
@@ -233,32 +186,26 @@ pub struct Driver<S, N> {
     refused: Option<(Digest, Instant)>,
     /// Block sync bookkeeping.
     sync: sync::SyncState,
-    /// Admitted transactions not yet gossiped.
-    tx_outbox: Vec<Vec<u8>>,
+    /// Gossip of the transactions the mempool queued for it.
+    relay: TxRelay,
     /// Connected peers.
     connected: usize,
     /// Before the first height starts (waiting for peers), until when at most.
     booting: Option<Instant>,
     /// When peers are next asked for their heads (and missing bodies again).
     next_heads: Instant,
-    /// When stuck transactions are next gossiped again.
-    next_regossip: Instant,
-    /// When the transaction outbox was last flushed.
-    last_flush: Instant,
     /// The peer that delivered the message being fed, named in evidence it reveals.
     delivered_by: Option<PeerId>,
-    /// How this validator misbehaves (test builds only; `None` behaves).
-    #[cfg(feature = "byzantine")]
-    byzantine: Option<byzantine::Byzantine>,
 }
 
 impl<S: ChainStore, N: Network> Driver<S, N> {
-    /// Prepares a driver over an open store, at the time `now`. Returns it with the handle RPC
-    /// uses.
+    /// Prepares a driver over an open store and the node's mempool, at the time `now`.
+    /// Returns it with the handle RPC uses.
     pub fn new(
         settings: Settings,
         store: Arc<S>,
         network: N,
+        mempool: MempoolHandle<S>,
         metrics: Arc<Metrics>,
         now: Now,
     ) -> Result<(Self, DriverHandle), Error> {
@@ -270,10 +217,8 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             view_timeout_ms: params.view_timeout_ms,
             view_timeout_max_ms: params.view_timeout_max_ms,
         });
-        let mempool = Mempool::new(settings.chain_id.clone(), settings.mempool);
         let (commits, _) = broadcast::channel(COMMIT_BUFFER);
         let (request_sender, requests) = mpsc::channel(1024);
-        let (submissions, submissions_receiver) = mpsc::channel(1024);
         let validators = store.validator_set_for(head.height + 1)?;
         let driver = Driver {
             settings,
@@ -284,9 +229,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             metrics,
             commits: commits.clone(),
             requests,
-            admission: Some((submissions_receiver, request_sender.clone())),
             now,
-            verified: Arc::new(VerifiedCache::new(crate::verified::DEFAULT_CAPACITY)),
             head,
             validators,
             validator_peers: Vec::new(),
@@ -301,33 +244,23 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             awaiting_block: None,
             refused: None,
             sync: sync::SyncState::default(),
-            tx_outbox: Vec::new(),
+            relay: TxRelay::new(now.instant),
             connected: 0,
             booting: None,
             next_heads: now.instant,
-            next_regossip: now.instant + REGOSSIP_AFTER,
-            last_flush: now.instant,
             delivered_by: None,
-            #[cfg(feature = "byzantine")]
-            byzantine: byzantine::Byzantine::from_env()?,
         };
-        Ok((driver, DriverHandle { requests: request_sender, submissions, commits: commits.downgrade() }))
+        Ok((driver, DriverHandle { requests: request_sender, commits: commits.downgrade() }))
     }
 
     /// Runs until `shutdown` turns true or a fatal error, on this machine's clocks: boots (see
     /// [`Driver::boot`]), then hands every event to [`Driver::handle`].
-    pub async fn run(mut self, events: crate::p2p::Events, mut shutdown: watch::Receiver<bool>) -> Result<(), Error>
-    where
-        N: Network<Reply = libp2p::request_response::ResponseChannel<crate::p2p::protocol::Response>>,
-    {
-        // Transactions are checked off this loop; these tasks end when their inputs close.
-        let crate::p2p::Events { consensus: mut consensus_events, transactions } = events;
-        let (checked_sender, mut checked_gossip) = mpsc::channel(64);
-        let checker = self.checker();
-        tokio::spawn(admission::run_tx_gossip(transactions, checker.clone(), checked_sender));
-        if let Some((submissions, requests)) = self.admission.take() {
-            tokio::spawn(admission::run_submissions(submissions, checker, requests));
-        }
+    pub async fn run(
+        mut self,
+        mut consensus_events: mpsc::Receiver<NetworkEvent<N::Reply>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        let mempool = self.mempool.clone();
         self.boot(Now::system())?;
         loop {
             let deadline = self.next_deadline();
@@ -335,8 +268,8 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
                 biased;
                 _ = shutdown.changed() => break,
                 _ = tokio::time::sleep_until(deadline.into()) => self.handle(Now::system(), Event::Tick)?,
-                // Consensus first, then clients, then transaction gossip: a flood of transactions
-                // must not starve votes.
+                // Consensus first, then requests, then the mempool's news: a flood of
+                // transactions must not starve votes.
                 event = consensus_events.recv() => match event {
                     Some(event) => self.handle(Now::system(), Event::Network(event))?,
                     None => break,
@@ -346,7 +279,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
                     self.on_request(request)?;
                     self.after_event()?;
                 }
-                Some(gossip) = checked_gossip.recv() => self.handle(Now::system(), Event::TxGossip(gossip))?,
+                () = mempool.changed() => self.handle(Now::system(), Event::Admitted)?,
             }
         }
         info!(height = self.head.height, "driver stopped");
@@ -359,8 +292,6 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
     /// hears.
     pub fn boot(&mut self, now: Now) -> Result<(), Error> {
         self.now = now;
-        #[cfg(feature = "byzantine")]
-        byzantine::announce(self.byzantine.as_ref());
         self.refresh_validators()?;
         self.metrics.height.set(height_gauge(self.head.height));
         if let Some(bytes) = self.store.load_safety_state()? {
@@ -380,7 +311,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
         info!(height = self.head.height, "chain head");
         self.booting = Some(now.instant + BOOT_GRACE);
         self.next_heads = now.instant;
-        self.next_regossip = now.instant + REGOSSIP_AFTER;
+        self.relay = TxRelay::new(now.instant);
         self.after_event()
     }
 
@@ -389,32 +320,10 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
         self.now = now;
         match event {
             Event::Network(event) => self.on_network(event)?,
-            Event::TxGossip(gossip) => self.on_tx_gossip(gossip)?,
+            Event::Admitted => self.relay.run(self.now.instant, self.last_commit_at, &self.mempool, &self.network)?,
             Event::Tick => self.on_deadline()?,
         }
         self.after_event()
-    }
-
-    /// Admits checked client transactions (see [`Checker`]) at `now`; one verdict per
-    /// transaction, in order. Ready ones are gossiped.
-    pub fn admit(&mut self, now: Now, checked: Vec<Result<Prechecked, AdmitError>>) -> Vec<Result<Digest, AdmitError>> {
-        self.now = now;
-        let encoded: Vec<Option<Vec<u8>>> =
-            checked.iter().map(|result| result.as_ref().ok().map(|tx| tx.encoded().to_vec())).collect();
-        let admitted = self.mempool.admit_prechecked(self.store.as_ref(), checked, now.instant);
-        for (encoded, verdict) in encoded.into_iter().zip(&admitted) {
-            // Held behind a nonce gap: gossiped only once the gap closes (take_promoted).
-            if let (Some(encoded), Ok(crate::mempool::Admitted::Ready(_))) = (encoded, verdict) {
-                self.tx_outbox.push(encoded);
-            }
-        }
-        self.tx_outbox.extend(self.mempool.take_promoted());
-        let verdicts: Vec<_> = admitted.into_iter().map(|verdict| verdict.map(|tx| tx.hash())).collect();
-        if self.tx_outbox.len() >= TX_GOSSIP_BATCH {
-            self.flush_tx_gossip();
-        }
-        self.update_mempool_metrics();
-        verdicts
     }
 
     /// What follows every event: the first height starts once a quorum of peers is connected
@@ -429,10 +338,9 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
         self.maybe_start_height()
     }
 
-    /// What checks transactions before [`Driver::admit`] or [`Event::TxGossip`] takes them,
-    /// sharing this driver's cache of verified signatures.
-    pub fn checker(&self) -> Checker<S> {
-        Checker { store: self.store.clone(), chain_id: self.settings.chain_id.clone(), verified: self.verified.clone() }
+    /// The node's mempool, as this driver shares it.
+    pub fn mempool(&self) -> &MempoolHandle<S> {
+        &self.mempool
     }
 
     /// The last committed header.
@@ -569,12 +477,6 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             None => crate::p2p::protocol::ConsensusGossip::Message(message),
         };
         self.network.publish(Topic::Consensus, gossip.encode());
-        #[cfg(feature = "byzantine")]
-        {
-            let (crate::p2p::protocol::ConsensusGossip::Message(message)
-            | crate::p2p::protocol::ConsensusGossip::Proposal { message, .. }) = &gossip;
-            self.byzantine_broadcast(message);
-        }
     }
 
     /// Everything that follows a commit, whichever path it came by (decision or sync).
@@ -596,12 +498,9 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             self.awaiting_block = None;
             self.refused = None;
         }
-        let dropped = self.mempool.prune(self.store.as_ref())?;
-        self.mempool.expire(self.now());
-        // The block may have closed nonce gaps: those transactions can execute now.
-        self.tx_outbox.extend(self.mempool.take_promoted());
-        debug!(dropped, pending = self.mempool.len(), "mempool pruned");
-        self.update_mempool_metrics();
+        // The block may also have closed nonce gaps: those transactions are queued for gossip.
+        let dropped = self.mempool.after_commit(self.now())?;
+        debug!(dropped, pending = self.mempool.size().0, "mempool pruned");
         self.refresh_validators()?;
         // Nobody listening is fine.
         let _ = self.commits.send(Arc::new(certified));
@@ -630,11 +529,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
     /// by the main loop after each event, never from inside `feed` (a single validator decides
     /// within `feed`, and starting the next height there would recurse).
     fn maybe_start_height(&mut self) -> Result<(), Error> {
-        if !self.started
-            && self.booting.is_none()
-            && !self.mempool.is_empty()
-            && self.mempool.has_ready(self.store.as_ref())?
-        {
+        if !self.started && self.booting.is_none() && self.mempool.has_ready()? {
             self.start_height()?;
         }
         Ok(())
@@ -667,8 +562,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             (false, Some(interval)) => self.last_commit_at + interval,
             _ => far,
         };
-        let flush = if self.tx_outbox.is_empty() { far } else { self.last_flush + TX_GOSSIP_INTERVAL };
-        let periodic = self.next_heads.min(self.next_regossip).min(flush);
+        let periodic = self.next_heads.min(self.relay.next_deadline(self.mempool.outbox_len()));
         timers.min(idle).min(periodic).min(self.booting.unwrap_or(far))
     }
 
@@ -679,13 +573,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             self.network.ask_heads();
             self.refetch_missing_bodies();
         }
-        if !self.tx_outbox.is_empty() && now >= self.last_flush + TX_GOSSIP_INTERVAL {
-            self.flush_tx_gossip();
-        }
-        if now >= self.next_regossip {
-            self.next_regossip = now + REGOSSIP_AFTER;
-            self.regossip_stuck()?;
-        }
+        self.relay.run(now, self.last_commit_at, &self.mempool, &self.network)?;
         if !self.started
             && self.settings.empty_block_interval.is_some_and(|interval| now >= self.last_commit_at + interval)
         {
@@ -701,22 +589,11 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
 
     fn on_request(&mut self, request: Request) -> Result<(), Error> {
         match request {
-            Request::Submit { checked, reply } => {
-                let verdicts = self.admit(self.now, checked);
-                let _ = reply.send(verdicts);
-            }
-            Request::MempoolSize(reply) => {
-                let _ = reply.send((self.mempool.len(), self.mempool.bytes()));
-            }
-            Request::IsPending(hash, reply) => {
-                let _ = reply.send(self.mempool.contains(&hash));
-            }
             Request::Status(reply) => {
                 let _ = reply.send(Status {
                     view: self.replica.view(),
                     validator: self.validators.index_of(&self.settings.key.public_key()).is_some(),
                     syncing: self.sync.is_syncing(),
-                    mempool_txs: self.mempool.len(),
                 });
             }
         }
@@ -738,35 +615,6 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             debug!(%digest, "asking peers again for a missing block body");
             self.network.request_body(digest);
         }
-    }
-
-    /// Gossips again the transactions the next block would take, if none was committed lately.
-    fn regossip_stuck(&mut self) -> Result<(), Error> {
-        if self.mempool.is_empty()
-            || self.now().saturating_duration_since(self.last_commit_at) < REGOSSIP_AFTER
-            || !self.mempool.has_ready(self.store.as_ref())?
-        {
-            return Ok(());
-        }
-        let ready = self.mempool.reap(self.store.as_ref(), REGOSSIP_MAX, usize::MAX)?;
-        debug!(count = ready.len(), "gossiping pending transactions again");
-        self.tx_outbox.extend(ready.iter().map(ledger::SignedTransaction::encode));
-        self.flush_tx_gossip();
-        Ok(())
-    }
-
-    fn flush_tx_gossip(&mut self) {
-        self.last_flush = self.now();
-        while !self.tx_outbox.is_empty() {
-            let batch: Vec<Vec<u8>> = self.tx_outbox.drain(..self.tx_outbox.len().min(TX_GOSSIP_BATCH)).collect();
-            let encoded = borsh::to_vec(&TxGossip(batch)).expect("encoding to a Vec cannot fail");
-            self.network.publish(Topic::Transactions, encoded);
-        }
-    }
-
-    fn update_mempool_metrics(&self) {
-        self.metrics.mempool_txs.set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
-        self.metrics.mempool_bytes.set(i64::try_from(self.mempool.bytes()).unwrap_or(i64::MAX));
     }
 }
 

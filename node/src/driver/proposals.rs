@@ -40,11 +40,9 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             return Ok(None);
         }
         let params = read_params(self.store.as_ref())?;
-        let transactions = self.mempool.reap(
-            self.store.as_ref(),
-            params.max_block_txs as usize,
-            usize::try_from(params.max_block_bytes).unwrap_or(usize::MAX),
-        )?;
+        let transactions = self
+            .mempool
+            .reap(params.max_block_txs as usize, usize::try_from(params.max_block_bytes).unwrap_or(usize::MAX))?;
         let proposer = self.settings.key.public_key();
         // Every reaped transaction passed the mempool's signature check: not checked again.
         let built = build_block(
@@ -78,15 +76,16 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
     /// again once this node's clock gets there.
     pub(super) fn validate_proposal(&mut self, height: Height, digest: &Digest) -> Option<Verdict> {
         let head = self.head.clone();
-        let mempool = &self.mempool;
-        let verified = self.verified.clone();
+        let verified = self.mempool.verified().clone();
         let proposal = self.bodies.get_mut(digest)?;
         if let Some(valid) = proposal.verdict {
             return Some(if valid { Verdict::Valid } else { Verdict::Invalid });
         }
         let block = &proposal.block;
         // Signatures this node already checked (same bytes, same hash) are not checked again:
-        // those its mempool admitted, and any other it verified.
+        // those its mempool admitted and any other it verified, all in the cache. (Not the
+        // mempool itself: its lock, taken per transaction while admission holds it, stalled the
+        // validation of large blocks for seconds; a hash the cache evicted is only verified again.)
         let known = verified.read();
         let now_ms = self.now.unix_ms;
         let checked = validate::check_proposal(
@@ -96,10 +95,7 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
             height,
             block,
             now_ms,
-            SignatureCheck::Unverified(&|tx| {
-                let hash = tx.hash();
-                known.contains(&hash) || mempool.contains(&hash)
-            }),
+            SignatureCheck::Unverified(&|tx| known.contains(&tx.hash())),
         );
         drop(known);
         let verdict = match checked {
@@ -240,12 +236,14 @@ impl<S: ChainStore, N: Network> Driver<S, N> {
     /// [`REFUSED_RETRY`]. Exiting would only crash-loop on the same block.
     fn refuse_decided(&mut self, certificate: CommitCertificate, error: BlockError) -> Result<(), Error> {
         let height = certificate.height;
-        match error {
-            BlockError::Execution { error: ExecutionError::Store(error), .. } => return Err(error.into()),
-            BlockError::Execution { error: error @ ExecutionError::WrongHeight { .. }, .. } => {
-                return Err(Error::StateCorrupt { height, error });
+        if let BlockError::Execution { error: execution, .. } = &error {
+            match execution.as_ref() {
+                ExecutionError::Store(store) => return Err(store.clone().into()),
+                ExecutionError::WrongHeight { .. } => {
+                    return Err(Error::StateCorrupt { height, error: execution.clone() });
+                }
+                _ => {}
             }
-            _ => {}
         }
         error!(
             height,

@@ -1,22 +1,21 @@
-//! Transactions are checked before the driver sees them. Decoding, limits and signatures need
-//! no state, so they run off the driver's thread, in batches spread over rayon's threads; the
-//! one loop that runs consensus and executes blocks only does the checks that need the state
-//! (role, nonce, duplicates, caps). Client submissions that arrive while a batch is being checked
-//! are merged into the next one, so a JSON-RPC batch of 100 `tx_submit` calls costs one batched
-//! signature check, not 100 single ones.
+//! The one admission path, off the consensus loop: client submissions and peers' transaction
+//! gossip are decoded and their signatures checked in batches on the blocking pool (spread over
+//! rayon's threads), then admitted through the [`MempoolHandle`] with their [`Origin`].
+//! Client submissions that arrive while a batch is being checked are merged into the next one,
+//! so a JSON-RPC batch of 100 `tx_submit` calls costs one batched signature check, not 100
+//! single ones.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
-use consensus::{ChainId, Digest};
-use ledger::{AdmitError, state::read_params};
+use consensus::Digest;
+use ledger::{AdmitError, StateReader};
 use libp2p::{PeerId, gossipsub::MessageId};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-use super::{ChainStore, Request};
+use super::{Admitted, MempoolHandle, Origin, Prechecked};
 use crate::{
-    mempool::{Prechecked, precheck},
-    p2p::{NetworkEvent, Topic, protocol::TxGossip},
-    verified::VerifiedCache,
+    driver::{Network, Stopped},
+    p2p::{MessageAcceptance, NetworkEvent, Topic, protocol::TxGossip},
 };
 
 /// Most transactions checked in one batch.
@@ -25,11 +24,29 @@ const BATCH_MAX: usize = 4096;
 const SUBMISSIONS_IN_FLIGHT: usize = 2;
 /// Most transactions in one gossip message.
 pub const TX_GOSSIP_MAX: usize = 4096;
+/// Client submissions waiting for a checker.
+const SUBMISSIONS_QUEUE: usize = 1024;
 
 /// Client transactions waiting for their verdicts.
-pub(super) struct Submission {
-    pub transactions: Vec<Vec<u8>>,
-    pub reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>>,
+struct Submission {
+    transactions: Vec<Vec<u8>>,
+    reply: oneshot::Sender<Vec<Result<Digest, AdmitError>>>,
+}
+
+/// How clients' transactions reach the mempool (the RPC server holds one). Cheap to clone.
+#[derive(Clone)]
+pub struct Submitter {
+    submissions: mpsc::Sender<Submission>,
+}
+
+impl Submitter {
+    /// Admits encoded transactions (the ready ones are gossiped); one verdict per transaction,
+    /// in order. Concurrent submissions are checked together, in one batch.
+    pub async fn submit(&self, transactions: Vec<Vec<u8>>) -> Result<Vec<Result<Digest, AdmitError>>, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.submissions.send(Submission { transactions, reply }).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
 }
 
 /// A transaction gossip message, checked.
@@ -51,58 +68,113 @@ pub fn decode_tx_gossip(data: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-/// What checking needs: the chain's limits (read from the store) and id, and the hashes this
-/// node already verified. Cheap to clone.
-pub struct Checker<S> {
-    /// The store the limits are read from.
-    pub store: Arc<S>,
-    /// The chain.
-    pub chain_id: ChainId,
-    /// Hashes whose signatures verified (shared with the driver).
-    pub verified: Arc<VerifiedCache>,
-}
-
-impl<S> Clone for Checker<S> {
-    fn clone(&self) -> Self {
-        Checker { store: self.store.clone(), chain_id: self.chain_id.clone(), verified: self.verified.clone() }
-    }
-}
-
-impl<S: ChainStore> Checker<S> {
-    /// Checks a batch on this thread (reading the chain's limits first): decoding, limits and
-    /// signatures, the checks that need no state.
-    pub fn check_here(&self, encoded: Vec<Vec<u8>>) -> Vec<Result<Prechecked, AdmitError>> {
-        match read_params(self.store.as_ref()) {
-            Ok(params) => precheck(&self.chain_id, &params, encoded, &self.verified),
-            Err(error) => encoded.iter().map(|_| Err(AdmitError::Store(error.clone()))).collect(),
+/// Admits a checked gossip message and tells the network its verdict. Rejects the message only
+/// for what the sender should have caught (it gossips only what it admitted): bad encoding,
+/// chain or signature. Only a message that brought a transaction a block can take is forwarded.
+pub fn admit_gossip<S: StateReader>(
+    mempool: &MempoolHandle<S>,
+    network: &impl Network,
+    gossip: CheckedGossip,
+    now: Instant,
+) -> MessageAcceptance {
+    let CheckedGossip { id, source, transactions } = gossip;
+    let acceptance = match transactions {
+        None => MessageAcceptance::Reject,
+        Some(checked) => {
+            let verdicts = mempool.admit(Origin::Peer, checked, now);
+            // Limits and signatures are the same on every node (genesis), so an invalid
+            // transaction is one the sender should never have admitted.
+            let sender_fault = verdicts.iter().any(|verdict| matches!(verdict, Err(AdmitError::Invalid(_))));
+            // Transactions behind a nonce gap stay here, so a gapped flood fills no other
+            // node's mempool.
+            let ready = verdicts.iter().any(|verdict| matches!(verdict, Ok(Admitted::Ready(_))));
+            if sender_fault {
+                MessageAcceptance::Reject
+            } else if ready {
+                MessageAcceptance::Accept
+            } else {
+                MessageAcceptance::Ignore
+            }
         }
-    }
+    };
+    network.validated(id, source, acceptance);
+    acceptance
+}
 
-    /// [`Checker::check_here`] on the blocking pool.
-    async fn check(&self, encoded: Vec<Vec<u8>>) -> Vec<Result<Prechecked, AdmitError>> {
-        let count = encoded.len();
-        let checker = self.clone();
-        match tokio::task::spawn_blocking(move || checker.check_here(encoded)).await {
-            Ok(checked) => checked,
-            // Only a panic inside the check gets here: refuse the batch rather than admit unchecked.
-            Err(error) => (0..count)
-                .map(|_| Err(AdmitError::Store(ledger::StoreError::Inconsistent(format!("check failed: {error}")))))
-                .collect(),
-        }
+/// Starts the admission tasks: one for client submissions (returns their [`Submitter`]) and one
+/// for the network's transaction gossip. Both end on `shutdown`: a submission is then refused
+/// as [`Stopped`], not acknowledged by a node that will not propose it, and the gossip task drops
+/// its network handle (the network stops once no handle is left, so a task that held one
+/// forever would keep a stopped node connected to its peers).
+pub fn spawn<S, N>(
+    mempool: MempoolHandle<S>,
+    network: N,
+    gossip: mpsc::Receiver<NetworkEvent<N::Reply>>,
+    shutdown: watch::Receiver<bool>,
+) -> Submitter
+where
+    S: StateReader + Send + Sync + 'static,
+    N: Network + Clone + Send + Sync + 'static,
+    N::Reply: Send + 'static,
+{
+    let (submissions, incoming) = mpsc::channel(SUBMISSIONS_QUEUE);
+    tokio::spawn(run_submissions(incoming, mempool.clone(), shutdown.clone()));
+    tokio::spawn(run_tx_gossip(gossip, mempool, network, shutdown));
+    Submitter { submissions }
+}
+
+/// [`MempoolHandle::precheck`] on the blocking pool.
+async fn precheck<S: StateReader + Send + Sync + 'static>(
+    mempool: &MempoolHandle<S>,
+    encoded: Vec<Vec<u8>>,
+) -> Vec<Result<Prechecked, AdmitError>> {
+    let count = encoded.len();
+    let mempool = mempool.clone();
+    match tokio::task::spawn_blocking(move || mempool.precheck(encoded)).await {
+        Ok(checked) => checked,
+        // Only a panic inside the check gets here: refuse the batch rather than admit unchecked.
+        Err(error) => (0..count)
+            .map(|_| {
+                Err(AdmitError::Store(ledger::StoreError::TaskFailed {
+                    task: "the transaction check",
+                    message: error.to_string(),
+                }))
+            })
+            .collect(),
     }
 }
 
-/// Runs until every submitter is gone: takes client submissions, merges what waits, checks
-/// each batch and hands it to the driver, and answers each submitter with its own verdicts.
-pub(super) async fn run_submissions<S: ChainStore>(
+/// [`MempoolHandle::admit`] on the blocking pool: it reads the store.
+async fn admit<S: StateReader + Send + Sync + 'static>(
+    mempool: &MempoolHandle<S>,
+    origin: Origin,
+    checked: Vec<Result<Prechecked, AdmitError>>,
+) -> Option<Vec<Result<Admitted, AdmitError>>> {
+    let mempool = mempool.clone();
+    tokio::task::spawn_blocking(move || mempool.admit(origin, checked, Instant::now())).await.ok()
+}
+
+/// Runs until every submitter is gone or `shutdown`: takes client submissions, merges what
+/// waits, checks and admits each batch, and answers each submitter with its own verdicts.
+async fn run_submissions<S: StateReader + Send + Sync + 'static>(
     mut incoming: mpsc::Receiver<Submission>,
-    checker: Checker<S>,
-    requests: mpsc::Sender<Request>,
+    mempool: MempoolHandle<S>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(SUBMISSIONS_IN_FLIGHT));
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
-        let Some(first) = incoming.recv().await else { return };
+        let next = async {
+            let permit = permits.clone().acquire_owned().await.ok()?;
+            Some((permit, incoming.recv().await?))
+        };
+        let (permit, first) = tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            next = next => match next {
+                Some(next) => next,
+                None => return,
+            },
+        };
         let mut count = first.transactions.len();
         let mut batch = vec![first];
         while count < BATCH_MAX {
@@ -114,7 +186,7 @@ pub(super) async fn run_submissions<S: ChainStore>(
                 Err(_) => break,
             }
         }
-        let (checker, requests) = (checker.clone(), requests.clone());
+        let mempool = mempool.clone();
         tokio::spawn(async move {
             let sizes: Vec<usize> = batch.iter().map(|submission| submission.transactions.len()).collect();
             let mut replies = Vec::with_capacity(batch.len());
@@ -123,13 +195,10 @@ pub(super) async fn run_submissions<S: ChainStore>(
                 encoded.extend(submission.transactions);
                 replies.push(submission.reply);
             }
-            let checked = checker.check(encoded).await;
-            let (reply, answer) = oneshot::channel();
-            if requests.send(Request::Submit { checked, reply }).await.is_err() {
-                return;
-            }
-            let Ok(verdicts) = answer.await else { return };
-            let mut verdicts = verdicts.into_iter();
+            let checked = precheck(&mempool, encoded).await;
+            // A panic while admitting drops the replies: their submitters hear "shutting down".
+            let Some(verdicts) = admit(&mempool, Origin::Client, checked).await else { return };
+            let mut verdicts = verdicts.into_iter().map(|verdict| verdict.map(|admitted| admitted.hash()));
             for (size, reply) in sizes.into_iter().zip(replies) {
                 // A submitter that went away is fine.
                 let _ = reply.send(verdicts.by_ref().take(size).collect());
@@ -139,14 +208,27 @@ pub(super) async fn run_submissions<S: ChainStore>(
     }
 }
 
-/// Runs until the network stops: decodes and checks transaction gossip messages, in order, and
-/// passes each on to the driver. Messages that wait are checked together, in one batch.
-pub(super) async fn run_tx_gossip<S: ChainStore>(
-    mut incoming: mpsc::Receiver<NetworkEvent>,
-    checker: Checker<S>,
-    checked: mpsc::Sender<CheckedGossip>,
-) {
-    while let Some(event) = incoming.recv().await {
+/// Runs until the network stops or `shutdown`: decodes, checks and admits transaction gossip
+/// messages, in order, and gives the network each one's verdict. Messages that wait are checked
+/// together, in one batch.
+async fn run_tx_gossip<S, N>(
+    mut incoming: mpsc::Receiver<NetworkEvent<N::Reply>>,
+    mempool: MempoolHandle<S>,
+    network: N,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: StateReader + Send + Sync + 'static,
+    N: Network + Clone + Send + Sync + 'static,
+{
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            event = incoming.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+        };
         let mut messages = Vec::new();
         let mut count = 0;
         let mut next = Some(event);
@@ -163,12 +245,25 @@ pub(super) async fn run_tx_gossip<S: ChainStore>(
             messages.iter().map(|(_, _, transactions)| transactions.as_ref().map(Vec::len)).collect();
         let encoded: Vec<Vec<u8>> =
             messages.iter_mut().flat_map(|(_, _, transactions)| transactions.take().unwrap_or_default()).collect();
-        let mut verdicts = checker.check(encoded).await.into_iter();
-        for ((id, source, _), size) in messages.into_iter().zip(sizes) {
-            let transactions = size.map(|size| verdicts.by_ref().take(size).collect());
-            if checked.send(CheckedGossip { id, source, transactions }).await.is_err() {
-                return;
+        let mut verdicts = precheck(&mempool, encoded).await.into_iter();
+        let checked: Vec<CheckedGossip> = messages
+            .into_iter()
+            .zip(sizes)
+            .map(|((id, source, _), size)| CheckedGossip {
+                id,
+                source,
+                transactions: size.map(|size| verdicts.by_ref().take(size).collect()),
+            })
+            .collect();
+        // In order, each its own verdict; on the blocking pool, since admission reads the store.
+        let (pool, peers) = (mempool.clone(), network.clone());
+        let admitted = tokio::task::spawn_blocking(move || {
+            for gossip in checked {
+                admit_gossip(&pool, &peers, gossip, Instant::now());
             }
-        }
+        });
+        // Only a panic while admitting fails this: those messages get no verdict (gossipsub
+        // forgets them), and the next ones are admitted as usual.
+        let _ = admitted.await;
     }
 }

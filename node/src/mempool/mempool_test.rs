@@ -17,7 +17,7 @@ fn chain_id() -> ChainId {
 }
 
 struct Chain {
-    store: MemStore,
+    store: std::sync::Arc<MemStore>,
     validators: Vec<SigningKey>,
 }
 
@@ -48,14 +48,14 @@ fn chain() -> Chain {
         ],
         params: Params::default(),
     };
-    Chain { store: MemStore::new(&genesis).expect("store"), validators }
+    Chain { store: std::sync::Arc::new(MemStore::new(&genesis).expect("store")), validators }
 }
 
 impl Chain {
     fn commit(&self, transactions: Vec<SignedTransaction>) {
         let head = self.store.head().expect("head");
         let (block, execution) = build_block(
-            &self.store,
+            self.store.as_ref(),
             &head,
             self.validators[0].public_key(),
             head.timestamp_ms + 1,
@@ -95,7 +95,7 @@ fn admit_at(
     now: Instant,
 ) -> Vec<Result<Admitted, AdmitError>> {
     let encoded: Vec<Vec<u8>> = transactions.iter().map(SignedTransaction::encode).collect();
-    let verdicts = pool.admit_batch(&chain.store, &encoded, now);
+    let verdicts = pool.admit_batch(chain.store.as_ref(), &encoded, now);
     assert_consistent(pool);
     verdicts
 }
@@ -168,7 +168,7 @@ fn admission_names_every_rejection() {
     assert_eq!(verdicts[5], Err(AdmitError::Duplicate(transfer(10, 0).hash())));
     assert_eq!(pool.len(), 1);
 
-    let garbage = pool.admit_batch(&chain.store, &[vec![1, 2, 3], vec![0; 70_000]], at(0));
+    let garbage = pool.admit_batch(chain.store.as_ref(), &[vec![1, 2, 3], vec![0; 70_000]], at(0));
     assert!(matches!(garbage[0], Err(AdmitError::Invalid(TxError::Malformed(_)))));
     assert!(matches!(garbage[1], Err(AdmitError::Invalid(TxError::TooLarge { .. }))));
 
@@ -221,10 +221,10 @@ fn transactions_behind_a_nonce_gap_have_their_own_cap() {
     assert_eq!(pool.queued(), 1);
 
     // A committed block moves the nonces: prune measures every run again.
-    let block: Vec<SignedTransaction> = pool.reap(&chain.store, 100, usize::MAX).expect("reap");
+    let block: Vec<SignedTransaction> = pool.reap(chain.store.as_ref(), 100, usize::MAX).expect("reap");
     assert_eq!(block.len(), 15, "10's 0..=4 and 11's 0..=9; 11's 12 waits for 10 and 11");
     chain.commit(block);
-    pool.prune(&chain.store).expect("prune");
+    pool.prune(chain.store.as_ref()).expect("prune");
     assert_consistent(&pool);
     assert_eq!((pool.len(), pool.queued()), (1, 1));
     assert!(admit(&mut pool, &chain, &[transfer(11, 10), transfer(11, 11)]).iter().all(Result::is_ok));
@@ -239,22 +239,22 @@ fn reaping_follows_nonces_and_takes_turns() {
     let arrivals =
         [transfer(10, 2), transfer(10, 0), transfer(11, 0), transfer(10, 1), transfer(10, 5), transfer(11, 1)];
     assert!(admit(&mut pool, &chain, &arrivals).iter().all(Result::is_ok));
-    let reaped = pool.reap(&chain.store, 100, usize::MAX).expect("reap");
+    let reaped = pool.reap(chain.store.as_ref(), 100, usize::MAX).expect("reap");
     let order: Vec<(u8, u64)> = reaped
         .iter()
         .map(|tx| (if tx.transaction.signer == key(10).public_key() { 10 } else { 11 }, tx.transaction.nonce))
         .collect();
     assert_eq!(order, vec![(10, 0), (11, 0), (10, 1), (11, 1), (10, 2)], "nonce 5 waits for 3 and 4");
-    assert_eq!(pool.reap(&chain.store, 3, usize::MAX).expect("reap").len(), 3);
+    assert_eq!(pool.reap(chain.store.as_ref(), 3, usize::MAX).expect("reap").len(), 3);
     let one = transfer(10, 0).encoded_len();
-    assert_eq!(pool.reap(&chain.store, 100, 2 * one + 1).expect("reap").len(), 2);
+    assert_eq!(pool.reap(chain.store.as_ref(), 100, 2 * one + 1).expect("reap").len(), 2);
 
     // The reaped transactions execute as a block; pruning drops exactly those.
     chain.commit(reaped);
-    assert_eq!(pool.prune(&chain.store).expect("prune"), 5);
+    assert_eq!(pool.prune(chain.store.as_ref()).expect("prune"), 5);
     assert_consistent(&pool);
     assert_eq!(pool.len(), 1);
-    assert_eq!(pool.reap(&chain.store, 100, usize::MAX).expect("reap"), vec![], "nonce 5 still waits");
+    assert_eq!(pool.reap(chain.store.as_ref(), 100, usize::MAX).expect("reap"), vec![], "nonce 5 still waits");
 }
 
 #[test]
@@ -266,7 +266,7 @@ fn pruning_drops_transactions_whose_signer_lost_the_role() {
     chain.commit(vec![
         Transaction { chain_id: chain_id(), signer: key(10).public_key(), nonce: 0, payload: revoke }.sign(&key(10)),
     ]);
-    assert_eq!(pool.prune(&chain.store).expect("prune"), 2);
+    assert_eq!(pool.prune(chain.store.as_ref()).expect("prune"), 2);
     assert_consistent(&pool);
     assert!(pool.is_empty());
     assert_eq!(pool.bytes(), 0);
@@ -276,17 +276,17 @@ fn pruning_drops_transactions_whose_signer_lost_the_role() {
 fn transactions_behind_a_nonce_gap_are_not_ready() {
     let chain = chain();
     let mut pool = Mempool::new(chain_id(), MempoolConfig::default());
-    assert!(!pool.has_ready(&chain.store).expect("read"));
+    assert!(!pool.has_ready(chain.store.as_ref()).expect("read"));
     admit(&mut pool, &chain, &[transfer(10, 1), transfer(11, 3)]).into_iter().for_each(|v| {
         v.expect("admitted");
     });
     // Pending, but neither account's next nonce (0) is there: no block would carry them.
     assert!(!pool.is_empty());
-    assert!(!pool.has_ready(&chain.store).expect("read"));
+    assert!(!pool.has_ready(chain.store.as_ref()).expect("read"));
     admit(&mut pool, &chain, &[transfer(10, 0)]).into_iter().for_each(|v| {
         v.expect("admitted");
     });
-    assert!(pool.has_ready(&chain.store).expect("read"));
+    assert!(pool.has_ready(chain.store.as_ref()).expect("read"));
 }
 
 #[test]
@@ -307,7 +307,7 @@ fn one_bad_signature_among_many_batches_refuses_only_that_transaction() {
     assert!(matches!(checked[301], Err(AdmitError::Invalid(TxError::BadSignature))));
     assert_eq!(checked.iter().filter(|result| result.is_ok()).count(), 699);
     let hashes: Vec<Option<Digest>> = checked.iter().map(|result| result.as_ref().ok().map(Prechecked::hash)).collect();
-    let verdicts = pool.admit_prechecked(&chain.store, checked, Instant::now());
+    let verdicts = pool.admit_prechecked(chain.store.as_ref(), checked, Instant::now());
     for (index, (verdict, hash)) in verdicts.iter().zip(hashes).enumerate() {
         match hash {
             Some(hash) => assert_eq!(verdict.as_ref().map(Admitted::hash), Ok(hash), "transaction {index}"),
@@ -355,7 +355,7 @@ fn gapped_records_from_two_accounts_never_keep_a_ready_transaction_out() {
     assert!(pool.bytes() <= config.max_bytes);
     // Evicted, the gapped records are gone for good; the ready ones make the next block.
     assert!(!pool.contains(&flood[0].hash()));
-    let block = pool.reap(&chain.store, usize::MAX, usize::MAX).expect("reap");
+    let block = pool.reap(chain.store.as_ref(), usize::MAX, usize::MAX).expect("reap");
     assert_eq!(named(&block), (0..fit as u64).map(|nonce| (15, nonce)).collect::<Vec<_>>());
 
     // With the default budget the flood gets a sixteenth of the pool, and ready records the rest
@@ -424,7 +424,7 @@ fn gapped_transactions_expire_after_the_configured_time() {
     assert!(matches!(admit_at(&mut pool, &chain, &[transfer(10, 1)], at(100))[0], Ok(Admitted::Queued(_))));
     assert!(matches!(admit_at(&mut pool, &chain, &[transfer(10, 0)], at(159))[0], Ok(Admitted::Ready(_))));
     assert_eq!(pool.expire(at(10_000)), 0);
-    let block = pool.reap(&chain.store, usize::MAX, usize::MAX).expect("reap");
+    let block = pool.reap(chain.store.as_ref(), usize::MAX, usize::MAX).expect("reap");
     assert_eq!(named(&block), vec![(11, 0), (10, 0), (11, 1), (10, 1)]);
 }
 
@@ -435,8 +435,8 @@ fn a_closing_gap_makes_gapped_transactions_ready_in_nonce_order() {
     let verdicts = admit_at(&mut pool, &chain, &[transfer(10, 3), transfer(10, 1), transfer(10, 2)], at(0));
     assert!(verdicts.iter().all(|verdict| matches!(verdict, Ok(Admitted::Queued(_)))), "{verdicts:?}");
     assert_eq!(pool.queued(), 3);
-    assert!(!pool.has_ready(&chain.store).expect("read"));
-    assert_eq!(pool.reap(&chain.store, usize::MAX, usize::MAX).expect("reap"), vec![]);
+    assert!(!pool.has_ready(chain.store.as_ref()).expect("read"));
+    assert_eq!(pool.reap(chain.store.as_ref(), usize::MAX, usize::MAX).expect("reap"), vec![]);
     assert!(pool.take_promoted().is_empty());
 
     // The missing nonce arrives: 1, 2 and 3 become ready, handed out for gossip in nonce order.
@@ -445,7 +445,7 @@ fn a_closing_gap_makes_gapped_transactions_ready_in_nonce_order() {
     assert_eq!(named(&decoded(&pool.take_promoted())), vec![(10, 1), (10, 2), (10, 3)]);
     assert!(pool.take_promoted().is_empty(), "handed out once");
     assert_eq!(
-        named(&pool.reap(&chain.store, usize::MAX, usize::MAX).expect("reap")),
+        named(&pool.reap(chain.store.as_ref(), usize::MAX, usize::MAX).expect("reap")),
         vec![(10, 0), (10, 1), (10, 2), (10, 3)]
     );
 
@@ -459,15 +459,15 @@ fn a_closing_gap_makes_gapped_transactions_ready_in_nonce_order() {
         payload: Payload::Transfer { to: Address([8; 20]), amount: 2 },
     };
     chain.commit(vec![elsewhere.sign(&key(11))]);
-    assert_eq!(pool.prune(&chain.store).expect("prune"), 0);
+    assert_eq!(pool.prune(chain.store.as_ref()).expect("prune"), 0);
     assert_consistent(&pool);
     assert_eq!(pool.queued(), 0);
     assert_eq!(named(&decoded(&pool.take_promoted())), vec![(11, 1), (11, 2)]);
-    let block = pool.reap(&chain.store, usize::MAX, usize::MAX).expect("reap");
+    let block = pool.reap(chain.store.as_ref(), usize::MAX, usize::MAX).expect("reap");
     assert_eq!(named(&block), vec![(10, 0), (11, 1), (10, 1), (11, 2), (10, 2), (10, 3)]);
     // Which executes: every account's transactions in nonce order from its next.
     chain.commit(block);
-    assert_eq!(pool.prune(&chain.store).expect("prune"), 6);
+    assert_eq!(pool.prune(chain.store.as_ref()).expect("prune"), 6);
     assert!(pool.is_empty());
 }
 
@@ -494,7 +494,7 @@ fn gapped_transactions_are_reported_as_not_to_gossip() {
     // A transaction promoted and then committed before it was handed out is not gossiped.
     assert!(admit_at(&mut pool, &chain, &[transfer(11, 1), transfer(11, 0)], at(0)).iter().all(Result::is_ok));
     chain.commit(vec![transfer(11, 0), transfer(11, 1)]);
-    pool.prune(&chain.store).expect("prune");
+    pool.prune(chain.store.as_ref()).expect("prune");
     assert!(pool.take_promoted().is_empty());
     // Nor is one evicted or expired.
     assert_eq!(pool.expire(at(3_600)), 1, "11's nonce 5");
@@ -563,12 +563,12 @@ fn a_transaction_dropped_from_a_run_leaves_the_rest_gapped() {
     let verdicts = admit_at(&mut pool, &chain, &pending, at(0));
     assert!(verdicts.iter().all(|verdict| matches!(verdict, Ok(Admitted::Ready(_)))), "{verdicts:?}");
     // Account 10 gives up its admin role: nonce 1 can no longer execute, and 2 and 3 wait behind it.
-    chain.commit(pool.reap(&chain.store, 1, usize::MAX).expect("reap"));
-    assert_eq!(pool.prune(&chain.store).expect("prune"), 2);
+    chain.commit(pool.reap(chain.store.as_ref(), 1, usize::MAX).expect("reap"));
+    assert_eq!(pool.prune(chain.store.as_ref()).expect("prune"), 2);
     assert_consistent(&pool);
     assert_eq!((pool.len(), pool.queued()), (2, 2));
-    assert!(!pool.has_ready(&chain.store).expect("read"));
-    assert_eq!(pool.reap(&chain.store, usize::MAX, usize::MAX).expect("reap"), vec![]);
+    assert!(!pool.has_ready(chain.store.as_ref()).expect("read"));
+    assert_eq!(pool.reap(chain.store.as_ref(), usize::MAX, usize::MAX).expect("reap"), vec![]);
     // Counted from their admission, they expire like any other gapped transaction.
     assert_eq!(pool.expire(at(60)), 2);
     assert!(pool.is_empty());
@@ -610,7 +610,7 @@ fn hostile_sequences_keep_every_cap_and_never_reap_a_gapped_transaction() {
             0..=13 => {
                 let sender = senders[dice.below(4) as usize];
                 let address = Address::of(&key(sender).public_key());
-                let next = read_account(&chain.store, &address).expect("account").nonce;
+                let next = read_account(chain.store.as_ref(), &address).expect("account").nonce;
                 // Half the time the nonce that extends the account's run, so ready
                 // transactions fill the pool too; else anywhere in the window and past it.
                 let run_end = pool.accounts.get(&address).and_then(Account::run_end).unwrap_or(next);
@@ -666,7 +666,7 @@ fn hostile_sequences_keep_every_cap_and_never_reap_a_gapped_transaction() {
             }
             18 => {
                 let limit = 1 + dice.below(30) as usize;
-                let block = pool.reap(&chain.store, limit, 8 * 1024 * 1024).expect("reap");
+                let block = pool.reap(chain.store.as_ref(), limit, 8 * 1024 * 1024).expect("reap");
                 assert!(block.len() <= limit);
                 // Every reaped transaction is its account's next nonce in turn.
                 let mut next: HashMap<Address, u64> = HashMap::new();
@@ -674,25 +674,25 @@ fn hostile_sequences_keep_every_cap_and_never_reap_a_gapped_transaction() {
                     let sender = tx.transaction.sender();
                     let expected = *next
                         .entry(sender)
-                        .or_insert_with(|| read_account(&chain.store, &sender).expect("account").nonce);
+                        .or_insert_with(|| read_account(chain.store.as_ref(), &sender).expect("account").nonce);
                     assert_eq!(tx.transaction.nonce, expected, "step {step}: reaped a gapped transaction");
                     next.insert(sender, expected + 1);
                 }
                 chain.commit(block);
-                pool.prune(&chain.store).expect("prune");
+                pool.prune(chain.store.as_ref()).expect("prune");
             }
             _ => {
                 // Another node's transaction takes an account's next nonce (closing a gap here,
                 // or replacing a pending transaction with that nonce).
                 let sender = senders[dice.below(2) as usize];
                 let address = Address::of(&key(sender).public_key());
-                let nonce = read_account(&chain.store, &address).expect("account").nonce;
+                let nonce = read_account(chain.store.as_ref(), &address).expect("account").nonce;
                 let payload = Payload::Transfer { to: Address([8; 20]), amount: 2 };
                 chain.commit(vec![
                     Transaction { chain_id: chain_id(), signer: key(sender).public_key(), nonce, payload }
                         .sign(&key(sender)),
                 ]);
-                pool.prune(&chain.store).expect("prune");
+                pool.prune(chain.store.as_ref()).expect("prune");
             }
         }
         assert_consistent(&pool);
@@ -713,4 +713,128 @@ fn hostile_sequences_keep_every_cap_and_never_reap_a_gapped_transaction() {
         "the sequence never filled the pool ({refused_ready} refused, {evicted_for_ready} evictions): it tests less \
          than it claims"
     );
+}
+
+/// The mempool as the node shares it: admission by origin, the relay outbox, the driver's wake-up
+/// and its pruning after a block.
+mod shared {
+    use std::{cell::RefCell, rc::Rc, sync::Arc};
+
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::{
+        mempool::{
+            MempoolHandle, Origin,
+            admission::{CheckedGossip, admit_gossip},
+        },
+        metrics::Metrics,
+        p2p::{MessageAcceptance, MessageId},
+        sim::network::{Outgoing, SimNetwork},
+    };
+
+    fn handle(chain: &Chain) -> MempoolHandle<MemStore> {
+        MempoolHandle::new(chain_id(), MempoolConfig::default(), chain.store.clone(), Arc::new(Metrics::default()))
+    }
+
+    fn admit(
+        handle: &MempoolHandle<MemStore>,
+        origin: Origin,
+        txs: &[SignedTransaction],
+    ) -> Vec<Result<Admitted, AdmitError>> {
+        let checked = handle.precheck(txs.iter().map(SignedTransaction::encode).collect());
+        handle.admit(origin, checked, at(0))
+    }
+
+    fn woken(handle: &MempoolHandle<MemStore>) -> bool {
+        handle.changed().now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_client_transaction_is_relayed_a_peer_one_is_not_and_either_wakes_the_driver() {
+        let chain = chain();
+        let handle = handle(&chain);
+        assert!(!woken(&handle), "nothing happened yet");
+
+        let client = transfer(10, 0);
+        assert_eq!(
+            admit(&handle, Origin::Client, std::slice::from_ref(&client)),
+            vec![Ok(Admitted::Ready(client.hash()))]
+        );
+        assert!(woken(&handle), "a block could carry it now");
+        assert_eq!(handle.take_outbox(), vec![client.encode()], "this node gossips its client's transaction");
+
+        // Gossipsub forwards a peer's message itself: the transaction is not gossiped again.
+        let gossiped = transfer(11, 0);
+        assert!(admit(&handle, Origin::Peer, std::slice::from_ref(&gossiped))[0].is_ok());
+        assert!(woken(&handle), "a peer's ready transaction is work too");
+        assert_eq!(handle.outbox_len(), 0);
+
+        // Behind a gap: neither work nor gossip, until the gap closes.
+        let gapped = transfer(10, 2);
+        assert_eq!(
+            admit(&handle, Origin::Client, std::slice::from_ref(&gapped)),
+            vec![Ok(Admitted::Queued(gapped.hash()))]
+        );
+        assert!(!woken(&handle), "a queued transaction is no work");
+        assert_eq!(handle.outbox_len(), 0, "a queued transaction is not gossiped");
+        let filler = transfer(10, 1);
+        assert!(admit(&handle, Origin::Peer, std::slice::from_ref(&filler))[0].is_ok());
+        assert_eq!(handle.take_outbox(), vec![gapped.encode()], "the released one spreads, the peer's does not");
+        assert_eq!(handle.size().0, 4);
+        assert!(handle.contains(&gapped.hash()));
+    }
+
+    #[test]
+    fn after_a_block_the_driver_prunes_what_it_used_and_relays_what_it_released() {
+        let chain = chain();
+        let handle = handle(&chain);
+        let (first, second, third) = (transfer(10, 0), transfer(10, 1), transfer(10, 3));
+        assert!(
+            admit(&handle, Origin::Peer, &[first.clone(), second.clone(), third.clone()]).iter().all(Result::is_ok)
+        );
+        assert!(handle.has_ready().expect("read"));
+        assert_eq!(handle.reap(100, usize::MAX).expect("reap"), vec![first.clone(), second.clone()]);
+
+        // Another node's block used nonces 0 to 2 (nonce 2 never reached this node).
+        chain.commit(vec![first, second, transfer(10, 2)]);
+        assert_eq!(handle.after_commit(at(1)).expect("prune"), 2);
+        assert_eq!(handle.size().0, 1);
+        assert_eq!(handle.take_outbox(), vec![third.encode()], "the block closed its gap: peers should hear of it");
+        assert!(handle.has_ready().expect("read"));
+    }
+
+    #[test]
+    fn a_gossip_message_is_forwarded_only_if_it_brought_work_and_rejected_only_for_the_senders_fault() {
+        let chain = chain();
+        let handle = handle(&chain);
+        let outbox = Rc::new(RefCell::new(Vec::new()));
+        let network =
+            SimNetwork { peer_id: libp2p::PeerId::random(), max_message_bytes: 1 << 20, outbox: outbox.clone() };
+        let source = libp2p::PeerId::random();
+        let gossip = |txs: &[SignedTransaction]| CheckedGossip {
+            id: MessageId::new(b"id"),
+            source,
+            transactions: Some(handle.precheck(txs.iter().map(SignedTransaction::encode).collect())),
+        };
+        let mut forged = transfer(11, 0);
+        forged.signature = transfer(11, 1).signature;
+        let cases = [
+            (gossip(&[transfer(10, 0)]), MessageAcceptance::Accept),
+            (gossip(&[transfer(10, 5)]), MessageAcceptance::Ignore),
+            (gossip(&[transfer(10, 1), forged]), MessageAcceptance::Reject),
+            (CheckedGossip { id: MessageId::new(b"id"), source, transactions: None }, MessageAcceptance::Reject),
+        ];
+        for (gossip, expected) in cases {
+            assert_eq!(admit_gossip(&handle, &network, gossip, at(0)), expected);
+            let reported = outbox.borrow_mut().pop();
+            assert!(
+                matches!(reported, Some(Outgoing::Validated(peer, acceptance)) if peer == source && acceptance == expected),
+                "the network is told the verdict: {reported:?}"
+            );
+        }
+        // A valid transaction in a message with a forged one is still admitted.
+        assert!(handle.contains(&transfer(10, 1).hash()));
+        assert_eq!(handle.outbox_len(), 0, "gossiped transactions are not gossiped again");
+    }
 }

@@ -15,6 +15,15 @@
 //! nonce order, accounts taking turns.
 //!
 //! Time is an input (`now`), so tests drive expiry without sleeping.
+//!
+//! [`Mempool`] is the pool itself, single-threaded. The node shares it through a
+//! [`MempoolHandle`]: clients and peers admit through [`admission`] on their own tasks, and the
+//! consensus driver only reaps, asks whether there is work, and prunes.
+
+pub mod admission;
+mod handle;
+
+pub use handle::{MempoolHandle, Origin};
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},

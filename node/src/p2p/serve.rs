@@ -105,7 +105,7 @@ async fn run<R: Send + 'static>(
 #[cfg(feature = "byzantine")]
 fn lies_in_sync() -> bool {
     static LIES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *LIES.get_or_init(crate::driver::byzantine::lies_in_sync)
+    *LIES.get_or_init(crate::byzantine::lies_in_sync)
 }
 
 fn answer(store: &(dyn BlockReader + Send + Sync), read: Read, budget: usize) -> (Option<Response>, usize) {

@@ -55,7 +55,7 @@ impl Chain {
 
 impl BlockReader for Chain {
     fn head(&self) -> Result<BlockHeader, StoreError> {
-        self.blocks.last().map(|last| last.block.header.clone()).ok_or(StoreError::Rocks("empty".to_string()))
+        self.blocks.last().map(|last| last.block.header.clone()).ok_or(StoreError::MissingHead { height: 0 })
     }
     fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
         Ok(self.block(height)?.map(|certified| certified.block.header))

@@ -78,11 +78,7 @@ pub struct Damage {
 
 /// The column a store error names, or `default` (the column being read) if it names none.
 fn column_of(error: &StoreError, default: &'static str) -> &'static str {
-    match error {
-        StoreError::CorruptBlock { column, .. } | StoreError::Corrupt { column, .. } => column,
-        StoreError::Tree(_) => schema::TREE_NODES,
-        _ => default,
-    }
+    error.column().unwrap_or(default)
 }
 
 /// The column whose value a failed audit check points at.

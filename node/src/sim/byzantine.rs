@@ -6,7 +6,7 @@
 use consensus::{ChainId, Digest, Message, SignedVote, SigningKey, Vote};
 
 use super::network::Outgoing;
-use crate::driver::byzantine::tamper;
+use crate::byzantine::tamper;
 use crate::p2p::{Topic, protocol::ConsensusGossip, protocol::Response};
 
 /// One way to misbehave.

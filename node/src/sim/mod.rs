@@ -11,7 +11,7 @@
 //! liveness (all of it by the deadline, once the network is stable after `gst_ms`).
 
 mod byzantine;
-mod network;
+pub(crate) mod network;
 mod tests;
 
 // The consensus simulation's invariant checkers, shared rather than copied.
@@ -35,8 +35,11 @@ use ledger::{
 use libp2p::PeerId;
 
 use crate::{
-    driver::{self, CheckedGossip, Driver, Event, Now, decode_tx_gossip},
-    mempool::MempoolConfig,
+    driver::{self, Driver, Event, Now},
+    mempool::{
+        MempoolConfig, MempoolHandle, Origin,
+        admission::{CheckedGossip, admit_gossip, decode_tx_gossip},
+    },
     metrics::Metrics,
     p2p::{MessageAcceptance, MessageId, NetworkEvent, Topic, protocol::ConsensusGossip, protocol::Response},
 };
@@ -441,14 +444,15 @@ impl World {
         let settings = driver::Settings {
             chain_id: chain_id(),
             key: host.key.clone(),
-            mempool: MempoolConfig::default(),
             empty_block_interval: None,
             observers: Default::default(),
         };
         let now = self.now_of(index);
         let metrics = Arc::new(Metrics::default());
-        let (mut driver, _handle) = Driver::new(settings, host.store.clone(), network, metrics.clone(), now)
-            .map_err(|error| violation("node error", format!("node {index} cannot start: {error}")))?;
+        let mempool = MempoolHandle::new(chain_id(), MempoolConfig::default(), host.store.clone(), metrics.clone());
+        let (mut driver, _handle) =
+            Driver::new(settings, host.store.clone(), network, mempool, metrics.clone(), now)
+                .map_err(|error| violation("node error", format!("node {index} cannot start: {error}")))?;
         driver.boot(now).map_err(|error| violation("node error", format!("node {index} cannot boot: {error}")))?;
         self.hosts[index].driver = Some(driver);
         self.hosts[index].metrics = metrics;
@@ -489,12 +493,21 @@ impl World {
                 }
             }
             Scheduled::TxGossip { to, from, data } => {
-                let Some(driver) = &self.hosts[to].driver else { return Ok(()) };
+                let now = self.now_of(to);
+                let host = &self.hosts[to];
+                let Some(driver) = &host.driver else { return Ok(()) };
+                // What the node's admission task does, off the driver; then the driver's wake-up.
                 let id = MessageId::new(&Digest::of(&data).0);
-                let transactions = decode_tx_gossip(&data).map(|encoded| driver.checker().check_here(encoded));
+                let transactions = decode_tx_gossip(&data).map(|encoded| driver.mempool().precheck(encoded));
                 let gossip = CheckedGossip { id, source: self.hosts[from].peer_id, transactions };
+                let network = SimNetwork {
+                    peer_id: host.peer_id,
+                    max_message_bytes: MAX_MESSAGE_BYTES,
+                    outbox: host.outbox.clone(),
+                };
+                admit_gossip(driver.mempool(), &network, gossip, now.instant);
                 self.record(to, b"tx gossip", &Digest::of(&data).0);
-                self.step(to, Event::TxGossip(gossip))?;
+                self.step(to, Event::Admitted)?;
             }
             Scheduled::HeadQuery { to, from } => {
                 if self.hosts[to].driver.is_some() {
@@ -779,9 +792,14 @@ impl World {
             return Ok(());
         }
         let now = self.now_of(node);
-        let Some(driver) = self.hosts[node].driver.as_mut() else { return Ok(()) };
-        let checked = driver.checker().check_here(batch.clone());
-        let verdicts = driver.admit(now, checked);
+        let Some(driver) = self.hosts[node].driver.as_ref() else { return Ok(()) };
+        let checked = driver.mempool().precheck(batch.clone());
+        let verdicts: Vec<_> = driver
+            .mempool()
+            .admit(Origin::Client, checked, now.instant)
+            .into_iter()
+            .map(|verdict| verdict.map(|admitted| admitted.hash()))
+            .collect();
         let mut payload = Vec::new();
         for (encoded, verdict) in batch.iter().zip(&verdicts) {
             payload.extend_from_slice(&Digest::of(encoded).0);
@@ -793,8 +811,8 @@ impl World {
             self.clients[client].pending.push((encoded.clone(), *hash, now_ms));
             self.clients[client].next_nonce += 1;
         }
-        self.drain(node)?;
-        self.check_new_blocks(node)
+        // The node's mempool wakes its driver, as a running node's does.
+        self.step(node, Event::Admitted)
     }
 
     /// After GST: every node runs, every transfer is acknowledged and on every node's chain,

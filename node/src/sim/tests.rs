@@ -1,7 +1,7 @@
 //! The seeds the test command runs, a replay of one seed, and a soak of as many as asked.
 //!
 //! A failing seed prints the command that replays it:
-//! `STELE_SIM_MIX=<mix> STELE_SIM_SEED=<seed> cargo test -p node --lib sim::tests::replay -- --nocapture`.
+//! `STELE_SIM_MIX=<mix> STELE_SIM_SEED=<seed> cargo test --workspace --lib sim::tests::replay -- --nocapture`.
 //! The soak runs `STELE_SIM_SEEDS` seeds of every mix (default 1,000):
 //! `STELE_SIM_SEEDS=100000 cargo test --release -p node --lib sim::tests::soak -- --ignored --nocapture`.
 
@@ -19,8 +19,8 @@ fn run_or_report(scenario: Scenario) -> Outcome {
     let outcome = World::new(scenario).run();
     if let Some(violation) = &outcome.violation {
         panic!(
-            "mix {mix} seed {seed}: {violation}\nreplay: STELE_SIM_MIX={mix} STELE_SIM_SEED={seed} cargo test -p node \
-             --lib sim::tests::replay -- --nocapture"
+            "mix {mix} seed {seed}: {violation}\nreplay: STELE_SIM_MIX={mix} STELE_SIM_SEED={seed} cargo test \
+             --workspace --lib sim::tests::replay -- --nocapture"
         );
     }
     outcome

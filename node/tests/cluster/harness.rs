@@ -128,7 +128,7 @@ impl Cluster {
     /// Submits to node `index`; every transaction must be admitted.
     pub async fn submit(&self, index: usize, transactions: &[SignedTransaction]) -> Vec<Digest> {
         let encoded = transactions.iter().map(SignedTransaction::encode).collect();
-        let verdicts = self.node(index).driver.submit(encoded).await.expect("driver running");
+        let verdicts = self.node(index).submitter.submit(encoded).await.expect("node running");
         verdicts.into_iter().map(|verdict| verdict.expect("admitted")).collect()
     }
 

@@ -63,7 +63,7 @@ fn a_peer_not_admitted_cannot_connect_or_inject_transactions() {
         for (_, node) in cluster.running() {
             let peers = node.network.peers().await;
             assert!(peers.iter().all(|peer| peer.peer_id != intruder_id), "a node accepted the intruder");
-            assert_eq!(node.driver.mempool_size().await.expect("driver").0, 0, "the transaction got in");
+            assert_eq!(node.mempool.size().0, 0, "the transaction got in");
             assert!(node.store.tx_location(&transaction.hash()).expect("read").is_none());
         }
         // Positive control: the validators are connected to each other.
