@@ -53,11 +53,14 @@ impl TxRelay {
     ) -> Result<(), StoreError> {
         if now >= self.next_regossip {
             self.next_regossip = now + REGOSSIP_AFTER;
-            if now.saturating_duration_since(last_commit_at) >= REGOSSIP_AFTER && mempool.has_ready()? {
+            // Reaping finds what is ready: no separate `has_ready` walk over the accounts first.
+            if now.saturating_duration_since(last_commit_at) >= REGOSSIP_AFTER {
                 let count = mempool.regossip_ready(REGOSSIP_MAX)?;
-                debug!(count, "gossiping pending transactions again");
-                self.flush(now, mempool, network);
-                return Ok(());
+                if count > 0 {
+                    debug!(count, "gossiping pending transactions again");
+                    self.flush(now, mempool, network);
+                    return Ok(());
+                }
             }
         }
         let waiting = mempool.outbox_len();

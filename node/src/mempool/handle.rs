@@ -94,6 +94,7 @@ impl<S: StateReader> MempoolHandle<S> {
         now: Instant,
     ) -> Vec<Result<Admitted, AdmitError>> {
         let mut verdicts = Vec::with_capacity(checked.len());
+        let mut gossip_waiting = false;
         let mut checked = checked.into_iter().peekable();
         while checked.peek().is_some() {
             let slice: Vec<_> = checked.by_ref().take(ADMIT_SLICE).collect();
@@ -114,10 +115,11 @@ impl<S: StateReader> MempoolHandle<S> {
             let promoted = pooled.mempool.take_promoted();
             pooled.outbox.extend(promoted);
             self.update_metrics(&pooled.mempool);
+            gossip_waiting = !pooled.outbox.is_empty();
             drop(pooled);
             verdicts.extend(admitted);
         }
-        if verdicts.iter().any(|verdict| matches!(verdict, Ok(Admitted::Ready(_)))) || self.outbox_len() > 0 {
+        if gossip_waiting || verdicts.iter().any(|verdict| matches!(verdict, Ok(Admitted::Ready(_)))) {
             self.shared.changed.notify_one();
         }
         verdicts
@@ -131,11 +133,7 @@ impl<S: StateReader> MempoolHandle<S> {
 
     /// Whether some account's next nonce is pending, so a block would carry a transaction.
     pub fn has_ready(&self) -> Result<bool, StoreError> {
-        let pooled = self.lock();
-        if pooled.mempool.is_empty() {
-            return Ok(false);
-        }
-        pooled.mempool.has_ready(self.store.as_ref())
+        self.lock().mempool.has_ready(self.store.as_ref())
     }
 
     /// Transactions for the next block (see [`Mempool::reap`]).
