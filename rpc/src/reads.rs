@@ -6,13 +6,13 @@
 //! pool, under a read permit. Failures are already JSON-RPC errors: a store failure is
 //! "unavailable" (never the caller's fault), a height or block that does not exist is "not
 //! found", as [`crate::error`] defines them.
-//!
-//! [`account_at`] decodes the stored account itself only because `ledger` has no typed reader
-//! of a past state yet (`ledger::state::read_account` reads the latest state, not a height's):
-//! once `StateHistory` has one, it should call that instead.
 
 use consensus::Height;
-use ledger::{Address, BlockReader, CertifiedBlock, StateHistory, state::keys};
+use ledger::{
+    Address, BlockReader, CertifiedBlock, StateHistory,
+    state::{keys, read_account},
+    store::StateAfter,
+};
 
 use crate::{
     api::RpcResult,
@@ -43,18 +43,10 @@ pub(crate) fn block_at(store: &impl BlockReader, height: Height) -> RpcResult<Ce
 }
 
 /// The account of `address` after the block at `height` (a default, empty account if it was
-/// never touched); `height` must be at most the head (see [`at`]).
-///
-/// The one place in this crate that decodes a stored state value. It belongs in `ledger` as
-/// `StateHistory::account_at(&self, address, height) -> Result<Account, StoreError>` (the
-/// height-indexed twin of `ledger::state::read_account`); until then it lives here, outside
-/// the handlers. A value that does not decode is "unavailable" with borsh's reason, as it was
-/// when the handler decoded it.
-pub(crate) fn account_at(store: &impl StateHistory, address: &Address, height: Height) -> RpcResult<ledger::Account> {
-    match store.state_at(&keys::account(address), height).map_err(unavailable)? {
-        Some(bytes) => borsh::from_slice(&bytes).map_err(unavailable),
-        None => Ok(ledger::Account::default()),
-    }
+/// never touched); `height` must be at most the head (see [`at`]). The ledger's own reader,
+/// over the state of that height ([`StateAfter`]), decodes it.
+pub(crate) fn account_at<S: StateHistory>(store: &S, address: &Address, height: Height) -> RpcResult<ledger::Account> {
+    read_account(&StateAfter { store, height }, address).map_err(unavailable)
 }
 
 /// The value of record `key` after the block at `height`, if any. A record's value is the
